@@ -1,0 +1,5 @@
+package main
+
+import "github.com/gokrazy/gokrazy"
+
+func main() { _ = gokrazy.Boot }
