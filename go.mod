@@ -10,6 +10,7 @@ require (
 	github.com/gokrazy/kernel.arm64 v0.0.0-20260705071517-37841c4d6ff1
 	github.com/gokrazy/kernel.rpi v0.0.0-20251127164438-9778ec0261de
 	github.com/google/uuid v1.6.0
+	golang.org/x/text v0.44.0
 )
 
 require (

@@ -1,0 +1,176 @@
+// Package web serves the box's HTTP front door on port 80: the first-boot page
+// that greets the household in German or English, and the health endpoint
+// that tests and the agent poll. The setup wizard replaces the page later.
+package web
+
+import (
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/heimwolke/heimwolke/packages/i18n"
+	"github.com/heimwolke/heimwolke/packages/ratelimit"
+)
+
+// Options configures the handler.
+type Options struct {
+	// Version is shown on the page and in the health report.
+	Version string
+	// DataDir is the folder whose file system the health report measures
+	// (/perm/heimwolke on the box).
+	DataDir string
+	// Logger receives one line per rejected request; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the first-boot page and /healthz.
+type Handler struct {
+	opts    Options
+	catalog i18n.Catalog
+	limiter *ratelimit.Limiter
+	log     *slog.Logger
+	mux     *http.ServeMux
+	nextID  atomic.Uint64
+}
+
+// New returns the handler.
+func New(opts Options) *Handler {
+	h := &Handler{
+		opts:    opts,
+		catalog: i18n.MustLoad(),
+		// 20 requests per second per source address, bursts of 50: far above
+		// what a person with a browser needs.
+		limiter: ratelimit.New(20, 50, 10000),
+		log:     opts.Logger,
+		mux:     http.NewServeMux(),
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	h.mux.HandleFunc("GET /{$}", h.firstBoot)
+	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.HandleFunc("/", h.notFound)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := h.nextID.Add(1)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !h.limiter.Allow(host) {
+		h.log.Info("request rate limited", "request_id", id, "remote", host, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return
+	}
+	h.log.Debug("request", "request_id", id, "remote", host, "method", r.Method, "path", r.URL.Path)
+	h.mux.ServeHTTP(w, r)
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.T "firstboot.title"}}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1d2733; }
+h1 { font-weight: 600; }
+.version { color: #55606d; font-size: 0.9rem; }
+</style>
+</head>
+<body>
+<h1>{{.T "firstboot.title"}}</h1>
+<p>{{.T "firstboot.intro"}}</p>
+<p>{{.T "firstboot.wizard_pending"}}</p>
+<p class="version">{{.T "firstboot.version"}}: <span id="version">{{.Version}}</span></p>
+<p><a href="?lang={{.Other}}" hreflang="{{.Other}}">{{.T "firstboot.language"}}</a></p>
+</body>
+</html>
+`))
+
+type pageData struct {
+	Lang, Other, Version string
+	catalog              i18n.Catalog
+}
+
+func (p pageData) T(key string) string { return p.catalog.T(p.Lang, key) }
+
+func (h *Handler) firstBoot(w http.ResponseWriter, r *http.Request) {
+	lang := i18n.Negotiate(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))
+	other := "de"
+	if lang == "de" {
+		other = "en"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", lang)
+	w.Header().Set("Vary", "Accept-Language")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	if err := pageTemplate.Execute(w, pageData{Lang: lang, Other: other, Version: h.opts.Version, catalog: h.catalog}); err != nil {
+		h.log.Error("rendering first-boot page", "err", err)
+	}
+}
+
+// Health is the JSON body of /healthz.
+type Health struct {
+	Status  string    `json:"status"`
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	// Storage describes the file system of the data folder; absent when it
+	// cannot be measured.
+	Storage *Storage `json:"storage,omitempty"`
+}
+
+// Storage is the size of the data folder's file system, in bytes.
+type Storage struct {
+	Path       string `json:"path"`
+	TotalBytes uint64 `json:"total_bytes"`
+	FreeBytes  uint64 `json:"free_bytes"`
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	report := Health{Status: "ok", Version: h.opts.Version, Time: time.Now().UTC()}
+	var st unix.Statfs_t
+	if err := unix.Statfs(h.opts.DataDir, &st); err == nil {
+		report.Storage = &Storage{
+			Path:       h.opts.DataDir,
+			TotalBytes: st.Blocks * uint64(st.Bsize),
+			FreeBytes:  st.Bavail * uint64(st.Bsize),
+		}
+	} else {
+		h.log.Warn("measuring data folder", "path", h.opts.DataDir, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(report)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	lang := i18n.Negotiate(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))
+	w.Header().Set("Content-Language", lang)
+	http.Error(w, h.catalog.T(lang, "error.not_found"), http.StatusNotFound)
+}
+
+// NewServer wraps handler in an http.Server with the limits every public
+// listener needs: header size and read, write and idle time-outs.
+func NewServer(addr string, handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,90 @@
+package web
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, h http.Handler, path, acceptLanguage string) (*http.Response, string) {
+	t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	if acceptLanguage != "" {
+		req.Header.Set("Accept-Language", acceptLanguage)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Result(), string(body)
+}
+
+func TestFirstBootPageLanguages(t *testing.T) {
+	h := New(Options{Version: "v1.2.3", DataDir: t.TempDir()})
+	tests := []struct{ path, accept, wantLang, wantText string }{
+		{"/", "de-DE,de;q=0.9", "de", "Willkommen bei Deiner Heimwolke"},
+		{"/", "en-GB", "en", "Welcome to your Heimwolke"},
+		{"/", "", "en", "Welcome to your Heimwolke"},
+		{"/?lang=de", "en", "de", "Willkommen"},
+	}
+	for _, tt := range tests {
+		resp, body := get(t, h, tt.path, tt.accept)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: status %d, want 200", tt.path, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Content-Language"); got != tt.wantLang {
+			t.Errorf("GET %s (Accept-Language %q): Content-Language %q, want %q", tt.path, tt.accept, got, tt.wantLang)
+		}
+		if !strings.Contains(body, tt.wantText) {
+			t.Errorf("GET %s (Accept-Language %q): body lacks %q", tt.path, tt.accept, tt.wantText)
+		}
+		if !strings.Contains(body, `<span id="version">v1.2.3</span>`) {
+			t.Errorf("GET %s: body lacks the version", tt.path)
+		}
+	}
+}
+
+func TestHealthReportsVersionAndStorage(t *testing.T) {
+	h := New(Options{Version: "v9", DataDir: t.TempDir()})
+	resp, body := get(t, h, "/healthz", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	var report Health
+	if err := json.Unmarshal([]byte(body), &report); err != nil {
+		t.Fatalf("decoding %q: %v", body, err)
+	}
+	if report.Status != "ok" || report.Version != "v9" {
+		t.Errorf("status %q version %q, want ok v9", report.Status, report.Version)
+	}
+	if report.Storage == nil || report.Storage.TotalBytes == 0 {
+		t.Errorf("storage = %+v, want a measured file system", report.Storage)
+	}
+}
+
+func TestUnknownPathIsLocalized404(t *testing.T) {
+	h := New(Options{Version: "v", DataDir: t.TempDir()})
+	resp, body := get(t, h, "/nope", "de")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d, want 404", resp.StatusCode)
+	}
+	if !strings.Contains(body, "Diese Seite gibt es nicht") {
+		t.Errorf("body %q, want the German not-found message", body)
+	}
+}
+
+func TestRateLimitPerAddress(t *testing.T) {
+	h := New(Options{Version: "v", DataDir: t.TempDir()})
+	limited := 0
+	for range 200 {
+		resp, _ := get(t, h, "/healthz", "")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("200 requests at once from one address were all served, want some 429")
+	}
+}
