@@ -1,0 +1,115 @@
+package flash
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Flash writes the image opts.Image to the start of opts.Device and verifies
+// it by reading it back. Before writing it rejects a device that is missing,
+// not a whole-disk block device, holds the running system, is mounted or
+// otherwise in use, or is smaller than the image, and unless opts.Yes is set
+// it shows the device and reads a confirmation from opts.In. Progress goes to
+// opts.Out. After a block device is written, the kernel is asked to re-read
+// its partition table. Cancelling ctx stops the write between two chunks of
+// 4 MiB and leaves a partial image on the device.
+func Flash(ctx context.Context, opts Options) error {
+	opts = opts.withDefaults()
+	if opts.Image == "" {
+		return errors.New("no image given: set the path of the disk image to write")
+	}
+	if opts.Device == "" {
+		return errors.New("no device given: set the whole disk of the SD card or USB stick, such as /dev/sdb (lsblk lists the disks)")
+	}
+
+	img, err := openImage(opts.Image)
+	if err != nil {
+		return err
+	}
+	defer img.file.Close()
+
+	h := localHost()
+	t, err := h.inspectTarget(opts.Device, opts.AllowRegularFile)
+	if err != nil {
+		return err
+	}
+	if err := checkTarget(h, t, img); err != nil {
+		return err
+	}
+
+	if !opts.Yes {
+		if err := confirm(opts.In, opts.Out, t, img.path, img.size); err != nil {
+			return err
+		}
+	}
+	return writeTarget(ctx, t, img, opts)
+}
+
+func openImage(path string) (image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return image{}, fmt.Errorf("opening image: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return image{}, fmt.Errorf("opening image: %w", err)
+	}
+	if !info.Mode().IsRegular() || info.Size() == 0 {
+		f.Close()
+		return image{}, fmt.Errorf("opening image: %s is not a regular file with content; build an image first", path)
+	}
+	return image{file: f, path: path, size: info.Size()}, nil
+}
+
+func checkTarget(h host, t target, img image) error {
+	if t.block {
+		return h.checkBlockDevice(t, img.size)
+	}
+	imgInfo, err := img.file.Stat()
+	if err != nil {
+		return fmt.Errorf("opening image: %w", err)
+	}
+	if os.SameFile(imgInfo, t.info) {
+		return fmt.Errorf("image %s and device %s are the same file; name another device", img.path, t.path)
+	}
+	return nil
+}
+
+// writeTarget writes, flushes and verifies the image on t and, for a block
+// device, lets the kernel re-read the partition table.
+func writeTarget(ctx context.Context, t target, img image, opts Options) error {
+	start := time.Now()
+	dev, err := openTarget(t)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+
+	sums, err := writeImage(ctx, dev, t, img, opts.Out)
+	if err != nil {
+		return err
+	}
+	if err := flushTarget(dev, t); err != nil {
+		return err
+	}
+	if err := verifyImage(ctx, dev, t, img, sums, opts.Out); err != nil {
+		return err
+	}
+	if t.block {
+		if err := rereadPartitionTable(dev, t, opts.Logger); err != nil {
+			return err
+		}
+	}
+	if err := dev.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", t.path, err)
+	}
+
+	opts.Logger.Info("image written", "device", t.path, "image", img.path, "bytes", img.size,
+		"sha256", hex.EncodeToString(sums.whole[:]), "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
