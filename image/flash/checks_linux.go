@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// checkBlockDevice rejects the block device t when it holds the running
+// checkBlockDevice rejects the block device t when it contains the running
 // system, is in use or is smaller than the image.
 func (h host) checkBlockDevice(t target, imageSize int64) error {
 	mounts, err := h.readMounts()
@@ -45,10 +45,10 @@ func (h host) checkNotSystemDisk(t target, mounts []mount) error {
 }
 
 // systemDevices returns the names of the block devices that the root file
-// system depends on: the device mounted on "/", the devices below it that
-// device mapper or md RAID combine (their "slaves" in sysfs), and the whole
-// disk of every partition among them. The set is empty when "/" is not on a
-// block device, as in a container whose root is an overlay.
+// system depends on. These are the device mounted on "/" and the devices
+// below it that device mapper or md RAID combine (their "slaves" in sysfs),
+// each with the whole disk that contains it. The set is empty when "/" is not
+// on a block device, as in a container whose root is an overlay.
 func (h host) systemDevices(mounts []mount) (map[string]bool, error) {
 	devices := make(map[string]bool)
 	var root *mount

@@ -70,8 +70,8 @@ func (h host) inspectBlockDevice(t target) (target, error) {
 }
 
 // deviceSize returns the capacity of the block device name. It reads sysfs
-// rather than opening the device, which a sandbox may forbid for the system
-// disk; the sysfs "size" attribute counts 512-byte sectors whatever the
+// rather than opening the device, because a sandbox may forbid opening the
+// system disk. The sysfs "size" attribute counts 512-byte sectors whatever the
 // device's logical block size.
 func (h host) deviceSize(name string) (int64, error) {
 	text := h.attribute(name, "size")

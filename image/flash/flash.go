@@ -39,14 +39,16 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Errors that callers can tell apart with errors.Is. Each returned error wraps
-// one of them and names the device and what to do next.
+// Errors that callers can tell apart with errors.Is. Flash wraps one of them
+// when a check before writing rejects the device, when the confirmation is
+// missing or negative, and when verification fails. The message names the
+// device and what to do next.
 var (
 	ErrNotFound       = errors.New("device not found")
 	ErrNotBlockDevice = errors.New("not a block device")
 	ErrPartition      = errors.New("not a whole disk")
 	ErrInUse          = errors.New("device in use")
-	ErrSystemDisk     = errors.New("device holds the running system")
+	ErrSystemDisk     = errors.New("device is the system disk")
 	ErrTooSmall       = errors.New("device smaller than the image")
 	ErrAborted        = errors.New("flash aborted")
 	ErrVerify         = errors.New("verification failed")

@@ -10,13 +10,13 @@ import (
 )
 
 // Flash writes the image opts.Image to the start of opts.Device and verifies
-// it by reading it back. Before writing it rejects a device that is missing,
-// not a whole-disk block device, holds the running system, is mounted or
-// otherwise in use, or is smaller than the image, and unless opts.Yes is set
-// it shows the device and reads a confirmation from opts.In. Progress goes to
-// opts.Out. After a block device is written, the kernel is asked to re-read
-// its partition table. Cancelling ctx stops the write between two chunks of
-// 4 MiB and leaves a partial image on the device.
+// it by reading it back. Before writing, it rejects a device that is missing,
+// not a whole-disk block device, contains the running system, is in use
+// (mounted, swap, device mapper or md RAID) or is smaller than the image.
+// Unless opts.Yes is set, it then shows the device and reads a confirmation
+// from opts.In. Progress goes to opts.Out. After writing a block device, Flash
+// makes the kernel re-read its partition table. Cancelling ctx stops the
+// write between two chunks of 4 MiB and leaves a partial image on the device.
 func Flash(ctx context.Context, opts Options) error {
 	opts = opts.withDefaults()
 	if opts.Image == "" {

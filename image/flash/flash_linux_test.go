@@ -45,9 +45,9 @@ func writePartitionTable(t *testing.T, path string, start int) {
 	}
 }
 
-// addKernelPartitions tells the kernel about the partitions on dev with
-// partx, which parses the table itself. That works even where the kernel
-// is built without MBR support and so finds no partitions on its own.
+// addKernelPartitions adds the partitions on dev to the kernel with partx,
+// which parses the table in user space. That works even on a kernel built
+// without MBR support, which finds no partitions itself.
 func addKernelPartitions(t *testing.T, dev string) {
 	t.Helper()
 	partx := testpeer.Require(t, "partx", "util-linux")
@@ -57,7 +57,7 @@ func addKernelPartitions(t *testing.T, dev string) {
 }
 
 // partitionStart returns the first sector of the kernel's partition 1 of
-// dev, or "" when the kernel knows no such partition.
+// dev, or "" when the kernel has no such partition.
 func partitionStart(t *testing.T, dev string) string {
 	t.Helper()
 	start, err := os.ReadFile("/sys/class/block/" + filepath.Base(dev) + "p1/start")

@@ -16,7 +16,7 @@ type mount struct {
 	source       string
 }
 
-// parseMountinfo reads the format of /proc/PID/mountinfo that proc_pid_mountinfo(5)
+// parseMountinfo parses the format of /proc/PID/mountinfo that proc_pid_mountinfo(5)
 // describes:
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue

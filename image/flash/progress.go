@@ -12,8 +12,8 @@ import (
 const progressInterval = 250 * time.Millisecond
 
 // progress prints how far a write or verify pass has come. On a terminal each
-// line overwrites the previous one with a carriage return; elsewhere (a log
-// file, a pipe) every line stands on its own.
+// line overwrites the previous one after a carriage return. Elsewhere (a log
+// file, a pipe) every line ends with a newline.
 type progress struct {
 	out      io.Writer
 	terminal bool

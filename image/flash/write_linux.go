@@ -159,8 +159,8 @@ func mismatchError(t target, img image, readBack []byte, off int64) error {
 	return fmt.Errorf("%w: the image %s changed while it was written; flash again", ErrVerify, img.path)
 }
 
-// rereadPartitionTable asks the kernel to read the partition table of the
-// block device dev again (BLKRRPART), so that the image's partitions show up
+// rereadPartitionTable makes the kernel read the partition table of the block
+// device dev again (BLKRRPART), so that the image's partitions show up
 // without replugging. A busy device only gets a warning in the log, because
 // the image is written and verified by then.
 func rereadPartitionTable(dev *os.File, t target, logger *slog.Logger) error {
