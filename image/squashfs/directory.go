@@ -29,14 +29,17 @@ type dirIndexEntry struct {
 // inode number; each entry stores its inode's offset in that block and a
 // signed 16-bit difference to the base. So a new header starts whenever
 // the inode block changes, the number difference does not fit, or the
-// header already has maxDirHeaderEntries entries.
+// header already has maxDirHeaderEntries entries. A new header also starts
+// when an entry would begin in a later metadata block of the directory
+// table than its header, so that every block of a long listing gets an
+// index entry and a lookup decompresses at most one block to find a name.
 func writeListing(dirs *metadataWriter, entries []dirEntry) (size uint32, index []dirIndexEntry, err error) {
 	start := dirs.streamOffset()
 	indexedBlock := start / metadataBlockSize
 	for first := 0; first < len(entries); {
-		end := headerRunEnd(entries, first)
-
 		offset := dirs.streamOffset()
+		end := headerRunEnd(entries, first, offset)
+
 		if block := offset / metadataBlockSize; block != indexedBlock {
 			index = append(index, dirIndexEntry{
 				listingOffset: uint32(offset - start),
@@ -60,9 +63,12 @@ func writeListing(dirs *metadataWriter, entries []dirEntry) (size uint32, index 
 }
 
 // headerRunEnd returns the end of the run of entries that can share one
-// directory header with entries[first].
-func headerRunEnd(entries []dirEntry, first int) int {
+// directory header with entries[first], for a header written at the
+// uncompressed offset headerOffset of the directory table.
+func headerRunEnd(entries []dirEntry, first int, headerOffset int64) int {
 	base := entries[first]
+	headerBlock := headerOffset / metadataBlockSize
+	entryOffset := headerOffset + dirHeaderSize + dirEntryFixedSize + int64(len(base.name))
 	end := first + 1
 	for end < len(entries) && end-first < maxDirHeaderEntries {
 		e := entries[end]
@@ -70,6 +76,10 @@ func headerRunEnd(entries []dirEntry, first int) int {
 		if e.inode.block != base.inode.block || diff < math.MinInt16 || diff > math.MaxInt16 {
 			break
 		}
+		if entryOffset/metadataBlockSize != headerBlock {
+			break
+		}
+		entryOffset += dirEntryFixedSize + int64(len(e.name))
 		end++
 	}
 	return end
