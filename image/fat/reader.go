@@ -210,21 +210,23 @@ func (v *volume) readChain(first uint32, size int64) ([]byte, error) {
 
 // walkChain calls visit for each run of consecutive clusters in the chain
 // that starts at first, until the end-of-chain mark or until visit returns
-// an error. It rejects free, reserved and bad clusters and loops.
+// an error. It rejects free, reserved and bad clusters, and a chain that
+// returns to a cluster it passed.
 func (v *volume) walkChain(first uint32, visit func(start uint32, n int64) error) error {
 	if err := v.loadFAT(); err != nil {
 		return err
 	}
+	seen := make([]uint64, (v.clusters+2+63)/64)
 	cluster := first
 	runStart, runLen := first, int64(0)
-	// A chain visits each cluster at most once, so a longer walk is a loop.
-	for steps := int64(0); ; steps++ {
+	for {
 		if cluster < 2 || cluster >= v.clusters+2 {
 			return fmt.Errorf("cluster chain from %d leads to invalid cluster %d (the file system has 2 to %d)", first, cluster, v.clusters+1)
 		}
-		if steps > int64(v.clusters) {
-			return fmt.Errorf("cluster chain from %d loops", first)
+		if seen[cluster/64]&(1<<(cluster%64)) != 0 {
+			return fmt.Errorf("cluster chain from %d loops at cluster %d", first, cluster)
 		}
+		seen[cluster/64] |= 1 << (cluster % 64)
 		runLen++
 
 		next := uint32(binary.LittleEndian.Uint16(v.fat[2*cluster:]))
