@@ -6,8 +6,7 @@ import (
 	"time"
 )
 
-// Attribute bits of a directory entry (Microsoft FAT specification,
-// section 6).
+// Attribute bits of a directory entry ("FAT Directory Structure").
 const (
 	attrVolumeID  = 0x08
 	attrDirectory = 0x10
@@ -19,7 +18,7 @@ const (
 )
 
 // lastLongEntry is set in the sequence byte of the long-name entry that
-// holds the end of the name, which comes first on disk.
+// contains the end of the name. That entry comes first on disk.
 const lastLongEntry = 0x40
 
 // timestamp is a time in the encodings of a directory entry.
@@ -29,7 +28,7 @@ type timestamp struct {
 	tenth byte   // 10 ms units on top of time's 2-second steps, 0 to 199
 }
 
-// newTimestamp encodes t; the zero time encodes as 1980-01-01 00:00:00.
+// newTimestamp encodes t. The zero time encodes as 1980-01-01 00:00:00.
 func newTimestamp(t time.Time) (timestamp, error) {
 	if t.IsZero() {
 		t = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -70,11 +69,11 @@ func (e dirEntry) marshal(b []byte, stamp timestamp) {
 	binary.LittleEndian.PutUint32(b[28:], e.size)
 }
 
-// marshalLongName encodes the long-name entries of name into b, in their
-// on-disk order: the entry with the end of the name first, each carrying
-// 13 UCS-2 characters and the checksum of the short name that follows them
-// (Microsoft FAT specification, section 7). It returns the number of
-// entries written.
+// marshalLongName encodes the long-name entries of name into b and returns
+// their number. Each entry carries 13 UCS-2 characters and sum, the
+// checksum of the short name that follows the entries. On disk, the entry
+// with the end of the name comes first (overview v1.03, long directory
+// entries).
 func marshalLongName(b []byte, name string, sum byte) int {
 	units := encodeLongName(name)
 	count := (len(units) + lfnCharsPerEntry - 1) / lfnCharsPerEntry

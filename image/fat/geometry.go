@@ -2,6 +2,9 @@
 // partition, with VFAT long file names and subdirectories, as the Raspberry Pi
 // firmware and gokrazy's in-place cmdline.txt update expect it. It is not a
 // general FAT driver: it writes a new file system in one pass and reads files.
+//
+// Section names in comments refer to Microsoft's "FAT: General Overview of
+// On-Disk Format", version 1.03.
 package fat
 
 import (
@@ -19,14 +22,13 @@ const (
 	DefaultRootEntries = 512
 
 	// A FAT file system is FAT16 exactly when it has 4085 to 65524 data
-	// clusters: every reader (Windows, Linux, dosfstools, mtools) picks the
-	// FAT type from the cluster count alone (Microsoft FAT specification,
-	// section 3.5).
+	// clusters, because readers pick the FAT type from the cluster count
+	// alone ("FAT Type Determination"). Linux, dosfstools and mtools do so.
 	minClusters16 = 4085
 	maxClusters16 = 65524
 
-	// maxSectorsPerCluster limits clusters to 32 KiB. FAT16 with 64 KiB
-	// clusters exists, but many readers reject it.
+	// maxSectorsPerCluster limits clusters to 32 KiB, the maximum that the
+	// overview allows ("Boot Sector and BPB"). Some systems accept 64 KiB.
 	maxSectorsPerCluster = 64
 )
 
@@ -45,8 +47,8 @@ type geometry struct {
 // newGeometry lays out a partition of size bytes with a root directory of
 // rootEntries entries. It picks the smallest cluster size (512 B to 32 KiB)
 // that keeps the cluster count within FAT16's range of 4085 to 65524,
-// because smaller clusters waste less space at the end of each file: about
-// 100 MiB gives 4 sectors (2 KiB) per cluster and about 51,000 clusters.
+// because smaller clusters waste less space at the end of each file. For
+// example, 100 MiB gives 4 sectors (2 KiB) per cluster and 51,141 clusters.
 func newGeometry(size int64, rootEntries int) (geometry, error) {
 	if size <= 0 || size%SectorSize != 0 {
 		return geometry{}, fmt.Errorf("partition size %d bytes is not a positive multiple of %d bytes", size, SectorSize)
@@ -83,10 +85,10 @@ func layoutGeometry(total, spc uint32, rootEntries int) (geometry, bool) {
 		rootSectors:       uint32((rootEntries*dirEntrySize + SectorSize - 1) / SectorSize),
 	}
 
-	// Size the FAT for the clusters that the whole partition could hold.
+	// Size the FAT for the clusters that the whole partition could contain.
 	// That is slightly more than the clusters left after the metadata, so
-	// the FAT may end in a few unused sectors, which the specification
-	// allows (section 3.5).
+	// the FAT may end in a few unused sectors. Readers accept that, because
+	// the cluster count comes from the data area, not from the FAT size.
 	g.fatSectors = uint32((2*(uint64(total/spc)+2) + SectorSize - 1) / SectorSize)
 
 	meta := g.reservedSectors + g.fatSectors + g.rootSectors

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// FAT16 entry values (Microsoft FAT specification, section 4).
+// FAT16 entry values ("FAT Data Structure").
 const (
 	fatEndOfChain = 0xFFFF
 
@@ -24,8 +24,8 @@ func (w *Writer) layout() ([]byte, error) {
 
 	fat := make([]byte, int(w.geo.fatSectors)*SectorSize)
 	binary.LittleEndian.PutUint16(fat[0:], 0xFF00|mediaFixed)
-	// Entry 1 is an end-of-chain mark whose top bits also say "cleanly
-	// unmounted" and "no disk errors" (section 4).
+	// Entry 1 is an end-of-chain mark whose top two bits also mean "cleanly
+	// unmounted" and "no disk errors" ("FAT Data Structure").
 	binary.LittleEndian.PutUint16(fat[2:], fatEndOfChain)
 
 	a := allocator{fat: fat, next: 2}
@@ -77,9 +77,10 @@ func (a *allocator) allocate(n int64) uint32 {
 	return first
 }
 
-// assignShortNames gives each child of dir a unique short name. Names that
-// fit 8.3 exactly keep it; the others get the lowest free numeric tail in
-// sorted order, so the result does not depend on the order of AddFile calls.
+// assignShortNames gives each child of dir a unique short name. A name that
+// fits 8.3 exactly is its own short name. The others get the lowest free
+// numeric tail, in sorted order, so the result does not depend on the order
+// of AddFile calls.
 func assignShortNames(dir *node) error {
 	used := map[shortName]bool{}
 	var tailed []*node

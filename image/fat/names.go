@@ -10,7 +10,7 @@ import (
 )
 
 // maxLongNameUnits is the maximum length of a long file name in UCS-2 code
-// units (Microsoft FAT specification, section 7: 255 characters).
+// units.
 const maxLongNameUnits = 255
 
 // lfnCharsPerEntry is the number of UCS-2 characters that one long-name
@@ -26,8 +26,7 @@ const (
 )
 
 // validateName checks one path component against the rules for long file
-// names: Microsoft FAT specification section 7, and Linux vfat's list of
-// forbidden characters.
+// names that Windows and Linux enforce.
 func validateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("empty file name")
@@ -67,10 +66,10 @@ func foldName(name string) string {
 	return strings.ToUpper(name)
 }
 
-// isShortNameChar reports whether the byte c may appear in a short (8.3) name
-// as stored: upper-case letters, digits and the specials that the Microsoft
-// FAT specification (section 6.1) lists. Bytes above 127 are legal there too,
-// but this package writes ASCII short names only.
+// isShortNameChar reports whether c may appear in a short (8.3) name as
+// stored: upper-case letters, digits and the specials that "FAT Directory
+// Structure" lists. Bytes above 127 are legal there too, but this package
+// writes ASCII short names only.
 func isShortNameChar(c rune) bool {
 	switch {
 	case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
@@ -91,9 +90,9 @@ type shortBasis struct {
 	lossy bool
 }
 
-// makeShortBasis derives the 8.3 basis name from a long name, following the
-// basis-name generation algorithm of the Microsoft FAT specification
-// (section 7.2), with ASCII as the OEM code page.
+// makeShortBasis derives the 8.3 basis name from a long name. It follows the
+// basis-name generation algorithm of the overview v1.03, with ASCII as the
+// OEM code page.
 func makeShortBasis(name string) shortBasis {
 	var b shortBasis
 	upper := strings.ToUpper(name)
@@ -127,9 +126,9 @@ func makeShortBasis(name string) shortBasis {
 	return b
 }
 
-// oemPart converts s to short-name characters, replacing each character
-// that a short name cannot hold with '_' (and setting *lossy), and keeps at
-// most max characters. It reports whether it cut characters off.
+// oemPart converts s to short-name characters and keeps at most max of
+// them. It replaces each character that a short name cannot contain with
+// '_' and sets *lossy. It reports whether it cut characters off.
 func oemPart(s string, max int, lossy *bool) (string, bool) {
 	var out strings.Builder
 	n := 0
@@ -209,7 +208,7 @@ func (s shortName) String() string {
 }
 
 // checksum computes the short-name checksum that every long-name entry of
-// the same file carries (Microsoft FAT specification, section 7.2).
+// the same file carries (overview v1.03, long directory entries).
 func (s shortName) checksum() byte {
 	var sum byte
 	for _, c := range s {
@@ -219,8 +218,8 @@ func (s shortName) checksum() byte {
 }
 
 // withNumericTail returns the short name of basis b with the numeric tail
-// "~n", shortening the primary part so that it still fits in 8 characters
-// (numeric-tail generation, Microsoft FAT specification section 7.2).
+// "~n". It shortens the primary part so that the result still fits in 8
+// characters (numeric-tail generation algorithm, overview v1.03).
 func withNumericTail(b shortBasis, n int) shortName {
 	tail := "~" + strconv.Itoa(n)
 	primary := b.primary

@@ -265,9 +265,9 @@ func TestLongNameChecksumMatchesMtools(t *testing.T) {
 }
 
 // TestFirmwareTreeFits writes the real boot files of the gokrazy Raspberry
-// Pi kernel and firmware modules (357 overlays with long names, a kernel of
-// more than 40 MB) into a 100 MiB partition, the image's size, and reads
-// them back through fsck.vfat, mtools and ReadFile.
+// Pi kernel and firmware modules into a 100 MiB partition, the image's size.
+// They include more than 300 overlays with long names and a kernel of more
+// than 40 MB. fsck.vfat, mtools and ReadFile then check them.
 func TestFirmwareTreeFits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads about 70 MB from the module cache")
@@ -518,7 +518,8 @@ func main() {
 	}
 }
 
-// The boot sector fields that gokrazy's reader takes as given.
+// TestBootSectorForGokrazyReader checks the boot sector fields that
+// gokrazy's reader takes as given.
 func TestBootSectorForGokrazyReader(t *testing.T) {
 	img := writeMem(t, newTestWriter(t, nil, nil), 0)
 	b := img.b

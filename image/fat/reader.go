@@ -16,7 +16,7 @@ import (
 // component case-insensitively against long names and short (8.3) names, and
 // follows the cluster chain in the FAT, so the file need not be contiguous.
 // A missing file returns an error wrapping fs.ErrNotExist. ReadFile reads
-// FAT16 only, with the first FAT; it does not check the other copies.
+// FAT16 only, and uses the first FAT without checking the other copies.
 func ReadFile(r io.ReaderAt, offset int64, path string) ([]byte, error) {
 	v, err := openVolume(r, offset)
 	if err != nil {
@@ -52,8 +52,8 @@ type volume struct {
 	fat []byte // entries 0 to clusters+1 of the first FAT, read on first use
 }
 
-// openVolume reads and checks the BIOS parameter block (Microsoft FAT
-// specification, section 3) of the partition at offset.
+// openVolume reads and checks the BIOS parameter block ("Boot Sector and
+// BPB") of the partition at offset.
 func openVolume(r io.ReaderAt, offset int64) (*volume, error) {
 	boot := make([]byte, SectorSize)
 	if _, err := r.ReadAt(boot, offset); err != nil {
@@ -173,7 +173,7 @@ var errChainEnd = errors.New("end of chain")
 // -1. It reads runs of
 // consecutive clusters with one ReadAt each, and grows its buffer as it
 // reads, so a damaged size field cannot make it allocate more than the
-// partition holds.
+// partition contains.
 func (v *volume) readChain(first uint32, size int64) ([]byte, error) {
 	if size == 0 {
 		return []byte{}, nil
@@ -259,7 +259,7 @@ func (v *volume) loadFAT() error {
 // findEntry returns the entry in the raw directory dir whose long name or
 // short name equals name, ignoring case. Long-name entries whose sequence or
 // checksum does not fit the short entry after them are ignored, as the
-// Microsoft FAT specification (section 7) requires.
+// overview v1.03 requires.
 func findEntry(dir []byte, name string) (foundEntry, bool) {
 	var lfn longNameState
 	for off := 0; off+dirEntrySize <= len(dir); off += dirEntrySize {
@@ -310,7 +310,7 @@ func displayShortName(s shortName) string {
 // longNameState collects the long-name entries before a short entry.
 type longNameState struct {
 	units []uint16
-	next  int  // sequence number expected next; 0 when complete or idle
+	next  int  // sequence number expected next, 0 when complete or idle
 	sum   byte // checksum that every entry of the name carries
 	valid bool
 }

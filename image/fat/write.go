@@ -6,20 +6,21 @@ import (
 	"io"
 )
 
-// bootCode is the x86 code at the boot sector's jump target: int 18h asks
-// the BIOS to try the next boot device, then the CPU halts. The partition
-// carries no x86 boot loader.
+// bootCode is the x86 code at the boot sector's jump target. It calls
+// int 18h, which makes the BIOS try the next boot device, then halts the
+// CPU. The partition carries no x86 boot loader.
 var bootCode = []byte{0xCD, 0x18, 0xF4, 0xEB, 0xFD}
 
 // WritePartition writes the file system to dst as a partition that starts at
 // byte offset, a multiple of SectorSize, and is Options.Size bytes long. It
 // writes the boot sector, the FAT, the root directory, every directory and
 // file cluster (with zero padding up to the cluster's end) and the last
-// sector of the partition, so a partition written to an empty file gets the
-// file's full length. It leaves free clusters untouched: for byte-identical
-// output, dst must read as zeros there, as a new or truncated file does.
+// sector of the partition. So a partition written to an empty file gives the
+// file its full length. WritePartition leaves free clusters untouched, so for
+// byte-identical output dst must read as zeros there, as a new or truncated
+// file does.
 //
-// WritePartition may be called more than once; each call reads every file
+// WritePartition may be called more than once, and each call reads every file
 // content again.
 func (w *Writer) WritePartition(dst io.WriterAt, offset int64) error {
 	if offset < 0 || offset%SectorSize != 0 {
@@ -135,8 +136,8 @@ func (p *partitionWriter) writeAt(b []byte, off int64, what string) error {
 }
 
 // bootSector returns the boot sector with the FAT16 BIOS parameter block
-// (Microsoft FAT specification, section 3). hidden is the number of sectors
-// before the partition.
+// ("Boot Sector and BPB"). hidden is the number of sectors before the
+// partition.
 func (w *Writer) bootSector(hidden uint32) []byte {
 	g := w.geo
 	b := make([]byte, SectorSize)

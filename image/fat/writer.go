@@ -19,7 +19,7 @@ var ErrNoSpace = errors.New("no space left in FAT partition")
 const maxFileSize = 0xFFFFFFFF
 
 // maxDirEntries is the largest number of 32-byte entries in one
-// subdirectory (Microsoft FAT specification, section 6).
+// subdirectory ("FAT Directory Structure").
 const maxDirEntries = 65536
 
 // Options configures a new file system.
@@ -40,7 +40,7 @@ type Options struct {
 	// ModTime is the creation and modification time of every file and
 	// directory. FAT stores local time without a zone, so the fields of
 	// ModTime are stored as they are, in 2-second steps. It must lie in 1980
-	// to 2107; the zero value means 1980-01-01 00:00:00.
+	// to 2107. The zero value means 1980-01-01 00:00:00.
 	ModTime time.Time
 
 	// RootEntries is the number of 32-byte entries in the fixed-size root
@@ -64,7 +64,7 @@ type Writer struct {
 // node is a file or directory in the tree that the Writer builds.
 type node struct {
 	name     string
-	children map[string]*node // keyed by foldName; nil for a file
+	children map[string]*node // keyed by foldName, nil for a file
 
 	size int64
 	open func() (io.ReadCloser, error)
@@ -128,7 +128,7 @@ func parseLabel(label string) (shortName, error) {
 }
 
 // MkdirAll creates the directory path and any parents that do not exist yet.
-// Paths use "/" as separator; a leading "/" is ignored. An existing
+// Paths use "/" as separator, and a leading "/" is ignored. An existing
 // directory is no error.
 func (w *Writer) MkdirAll(path string) error {
 	_, err := w.insert(path, nil)
@@ -137,7 +137,7 @@ func (w *Writer) MkdirAll(path string) error {
 
 // AddFile adds a file with the content data, creating missing parent
 // directories. The Writer keeps data without copying it, so the caller must
-// not change it before WriteTo returns.
+// not change it before the last WritePartition call returns.
 func (w *Writer) AddFile(path string, data []byte) error {
 	if int64(len(data)) > maxFileSize {
 		return fmt.Errorf("adding %q: %d bytes exceed FAT's maximum file size of %d bytes", path, len(data), int64(maxFileSize))
@@ -146,10 +146,10 @@ func (w *Writer) AddFile(path string, data []byte) error {
 	return err
 }
 
-// AddFileFrom adds a file of size bytes whose content WriteTo reads from the
-// reader that open returns, creating missing parent directories. WriteTo
-// calls open once per call and closes the reader; it fails when the reader
-// does not return exactly size bytes.
+// AddFileFrom adds a file of size bytes, creating missing parent
+// directories. Each WritePartition call reads the content from a reader that
+// it gets from open, and closes that reader. It fails when the reader does
+// not return exactly size bytes.
 func (w *Writer) AddFileFrom(path string, size int64, open func() (io.ReadCloser, error)) error {
 	if size < 0 || size > maxFileSize {
 		return fmt.Errorf("adding %q: size %d bytes is outside FAT's file sizes of 0 to %d bytes", path, size, int64(maxFileSize))
@@ -230,7 +230,7 @@ func splitPath(path string) ([]string, error) {
 func (w *Writer) checkSpace() error {
 	rootEntries := w.dirEntries(w.root)
 	if rootEntries > w.opts.RootEntries {
-		return fmt.Errorf("root directory needs %d entries, but holds %d: raise Options.RootEntries or move files into a subdirectory: %w",
+		return fmt.Errorf("root directory needs %d entries, but has %d: raise Options.RootEntries or move files into a subdirectory: %w",
 			rootEntries, w.opts.RootEntries, ErrNoSpace)
 	}
 
@@ -270,9 +270,9 @@ func (w *Writer) treeClusters(dir *node) (int64, error) {
 	return sum, nil
 }
 
-// dirEntries returns the number of 32-byte entries that directory dir
-// holds: the label in the root, "." and ".." in a subdirectory, and each
-// child's short entry and long-name entries.
+// dirEntries returns the number of 32-byte entries in directory dir: the
+// label in the root, "." and ".." in a subdirectory, and each child's short
+// entry and long-name entries.
 func (w *Writer) dirEntries(dir *node) int {
 	n := 2
 	if dir == w.root {
@@ -288,7 +288,7 @@ func (w *Writer) dirEntries(dir *node) int {
 }
 
 // dirClusters returns the clusters that subdirectory dir occupies: at least
-// one, since it holds "." and "..".
+// one, since it contains "." and "..".
 func (w *Writer) dirClusters(dir *node) int64 {
 	return w.geo.clustersFor(int64(w.dirEntries(dir)) * dirEntrySize)
 }

@@ -285,8 +285,11 @@ func TestAddFileRejectsFullRootDirectory(t *testing.T) {
 		}
 	}
 	err = w.AddFile("F16", nil)
-	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "17 entries") {
-		t.Errorf("AddFile beyond 16 root entries = %v, want an error wrapping ErrNoSpace naming 17 entries", err)
+	if !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("AddFile beyond 16 root entries = %v, want an error wrapping ErrNoSpace", err)
+	}
+	if !strings.Contains(err.Error(), "17 entries") {
+		t.Errorf("AddFile beyond 16 root entries = %q, want an error naming 17 entries", err)
 	}
 }
 
