@@ -45,11 +45,13 @@ type Options struct {
 
 	// RootEntries is the number of 32-byte entries in the fixed-size root
 	// directory, a multiple of 16. A file takes one entry, plus one per 13
-	// characters of a long name. Zero means DefaultRootEntries.
+	// characters of its name unless the name fits 8.3. Zero means
+	// DefaultRootEntries.
 	RootEntries int
 }
 
-// Writer builds a FAT16 file system in memory and writes it out in one pass.
+// Writer collects the files and directories of a FAT16 file system and
+// writes the file system out in one pass.
 // Files are stored in contiguous clusters, because gokrazy's update code
 // rewrites /cmdline.txt through an offset and a length. A Writer is not safe
 // for concurrent use.
