@@ -1,0 +1,16 @@
+package qemu
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttr makes the kernel kill QEMU when the thread that started it
+// exits, so that a test binary killed by its timeout leaves no QEMU behind
+// holding the forwarded ports.
+//
+// NOTE: the signal follows the starting OS thread, not the process; the Go
+// runtime ends a thread only after a goroutine locked to it exits.
+func setProcAttr(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
