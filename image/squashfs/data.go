@@ -35,7 +35,7 @@ func (b *dataBlock) compress() {
 func (w *Writer) writeFileData(size int64, r io.Reader) (start int64, blockSizes []uint32, err error) {
 	start = w.offset
 	blockCount := (size + int64(w.blockSize) - 1) / int64(w.blockSize)
-	blockSizes = make([]uint32, 0, blockCount)
+	blockSizes = make([]uint32, 0, min(blockCount, 1<<16))
 
 	var queue []*dataBlock
 	// Every started block must finish before its buffers go back to the
@@ -76,7 +76,7 @@ func (w *Writer) writeFileData(size int64, r io.Reader) (start int64, blockSizes
 		blockSizes = append(blockSizes, blockSize)
 	}
 
-	if err := expectEOF(r); err != nil {
+	if err := expectEOF(r, size); err != nil {
 		return 0, nil, fmt.Errorf("reading file data: %w", err)
 	}
 	return start, blockSizes, nil
@@ -118,13 +118,13 @@ func (w *Writer) releaseBlock(b *dataBlock) {
 	b.comp = nil
 }
 
-// expectEOF reports an error unless r has no more data, which catches a
-// source that grew after its size was taken.
-func expectEOF(r io.Reader) error {
+// expectEOF returns an error unless r has no more data after size bytes,
+// which catches a source that grew after its size was taken.
+func expectEOF(r io.Reader, size int64) error {
 	var probe [1]byte
 	n, err := io.ReadFull(r, probe[:])
 	if n > 0 {
-		return errors.New("the source holds more bytes than the given size: pass the size of the data the reader returns")
+		return fmt.Errorf("the source contains more than the given size of %d bytes: pass its exact size", size)
 	}
 	if errors.Is(err, io.EOF) {
 		return nil

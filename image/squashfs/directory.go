@@ -13,9 +13,9 @@ type dirEntry struct {
 	inodeType uint16
 }
 
-// dirIndexEntry lets readers skip to the metadata block that holds a name
-// in a long listing: the first directory header that starts in each block
-// after the listing's first one gets an entry.
+// dirIndexEntry lets readers skip to the metadata block that contains a
+// name in a long listing. Each block after the listing's first one gets an
+// entry for the first directory header that starts in it.
 type dirIndexEntry struct {
 	listingOffset uint32 // offset of the header from the listing start
 	block         uint32 // position of its metadata block in the table
@@ -26,7 +26,7 @@ type dirIndexEntry struct {
 // header and its entries, and returns the listing size and its index.
 //
 // A header stores the metadata block of its entries' inodes and a base
-// inode number; each entry stores its inode's offset in that block and a
+// inode number. Each entry stores its inode's offset in that block and a
 // signed 16-bit difference to the base. So a new header starts whenever
 // the inode block changes, the number difference does not fit, or the
 // header already has maxDirHeaderEntries entries. A new header also starts

@@ -60,10 +60,10 @@ func textBytes(seed uint64, n int) []byte {
 }
 
 // testTree returns a tree with the cases a root file system meets: an
-// empty file, a file of exactly one block, multi-block files with short
-// tails, incompressible data, symlinks, special mode bits, UTF-8 names,
-// a directory of 1,000 mixed entries and one whose listing is long enough
-// to need an extended directory inode with an index.
+// empty file, files of exactly one and two blocks, multi-block files with
+// short tails, incompressible data, symlinks, special mode bits and UTF-8
+// names. It also has a directory of 1,000 mixed entries and one whose
+// listing needs an extended directory inode with an index.
 func testTree() []entry {
 	const block = squashfs.DefaultBlockSize
 	tree := []entry{
@@ -77,6 +77,7 @@ func testTree() []entry {
 		{path: "etc/localtime", kind: kindSymlink, target: "/usr/share/zoneinfo/Europe/Berlin"},
 		{path: "etc/dangling", kind: kindSymlink, target: "../nowhere/at/all"},
 		{path: "one-block", kind: kindFile, mode: 0o644, data: textBytes(2, block)},
+		{path: "two-blocks-of-zeros", kind: kindFile, mode: 0o644, data: make([]byte, 2*block)},
 		{path: "random", kind: kindFile, mode: 0o600, data: randomBytes(3, 2*block+777)},
 		{path: "random-one-block", kind: kindFile, mode: 0o644, data: randomBytes(4, block)},
 		{path: "mixed", kind: kindFile, mode: 0o644, data: slices.Concat(randomBytes(5, block/2), make([]byte, block), textBytes(6, block+1))},

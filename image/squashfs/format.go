@@ -23,14 +23,14 @@ const (
 	noXattr    = 0xffffffff
 	noTable    = 0xffffffffffffffff
 
-	// A metadata block holds up to metadataBlockSize uncompressed bytes and
-	// starts with a 16-bit length; metadataUncompressed in that length marks
-	// a block stored as is.
+	// A metadata block contains up to metadataBlockSize uncompressed bytes
+	// and starts with a 16-bit length. The metadataUncompressed bit in that
+	// length marks a block stored as is.
 	metadataBlockSize    = 8192
 	metadataUncompressed = 0x8000
 
 	// dataUncompressed marks a data block stored as is in a file inode's
-	// block list; the low 24 bits hold the size on disk.
+	// block list. The low 24 bits contain the size on disk.
 	dataUncompressed = 1 << 24
 
 	// Inode types. A directory entry stores the basic type even when the
@@ -44,8 +44,8 @@ const (
 	dirHeaderSize     = 12
 	dirEntryFixedSize = 8
 
-	// maxDirHeaderEntries is the most entries one directory header may
-	// introduce; the kernel rejects a directory with more.
+	// maxDirHeaderEntries is the maximum number of entries after one
+	// directory header. The kernel rejects a directory with more.
 	maxDirHeaderEntries = 256
 
 	// dirSizeOffset is added to a directory's listing size in its inode,
@@ -65,8 +65,8 @@ const (
 	imageAlignment = 4096
 )
 
-// Block sizes that the format allows (the kernel refuses larger ones, and
-// smaller ones than the page size).
+// Block sizes that the format allows. The kernel also rejects a block size
+// below its page size, which is 64 KiB on some arm64 kernels.
 const (
 	DefaultBlockSize = 128 << 10
 	MinBlockSize     = 4 << 10

@@ -8,9 +8,12 @@ import (
 	"math"
 )
 
-// compressionLevel is the zlib level for data and metadata blocks, the same
-// as mksquashfs's default for its gzip compressor.
-const compressionLevel = zlib.BestCompression
+// compressionLevel is the zlib level for data and metadata blocks. It is
+// zlib's default of 6, not the 9 that mksquashfs uses by default. On a
+// 15 MB Go binary (the go command of Go 1.26), Go's compress/flate took
+// about ten times as long at level 9 for an output only 0.1 % smaller,
+// measured on a shared two-core AMD EPYC virtual machine.
+const compressionLevel = zlib.DefaultCompression
 
 // compressor turns blocks into zlib streams, reusing its buffers between
 // blocks. It is not safe for concurrent use.
@@ -21,7 +24,7 @@ type compressor struct {
 
 func newCompressor() *compressor {
 	c := &compressor{}
-	// NewWriterLevel fails only for an invalid level.
+	// NewWriterLevel fails only for an invalid level, and this one is valid.
 	c.zw, _ = zlib.NewWriterLevel(&c.out, compressionLevel)
 	return c
 }

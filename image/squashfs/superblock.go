@@ -12,9 +12,9 @@ type superblock struct {
 	idTableStart    uint64
 	inodeTableStart uint64
 	dirTableStart   uint64
-	// fragmentTableStart is where the fragment table would be. With no
-	// fragments it marks the end of the directory table, which is how
-	// unsquashfs (4.5.1) finds that end.
+	// fragmentTableStart is the position of the fragment table. There is
+	// none, so it is the end of the directory table, because unsquashfs
+	// (4.5.1) reads the directory table up to this position.
 	fragmentTableStart uint64
 }
 
@@ -29,6 +29,8 @@ func (w *Writer) writeTables() (int64, error) {
 		modTime: w.modTime,
 	}
 	inodeCount := numberInodes(w.root)
+	// The root's parent is stored as one past the last inode number, as
+	// mksquashfs (4.5.1) stores it.
 	rootRef, err := b.writeDir(w.root, inodeCount+1)
 	if err != nil {
 		return 0, err
@@ -76,9 +78,9 @@ func (w *Writer) writeTables() (int64, error) {
 	return padded, nil
 }
 
-func (w *Writer) writeAt(p []byte, pos *int64, what string) error {
+func (w *Writer) writeAt(p []byte, pos *int64, part string) error {
 	if _, err := w.w.WriteAt(p, *pos); err != nil {
-		return fmt.Errorf("writing %s at byte %d: %w", what, *pos, err)
+		return fmt.Errorf("writing %s at byte %d: %w", part, *pos, err)
 	}
 	*pos += int64(len(p))
 	return nil

@@ -15,9 +15,6 @@ type tableBuilder struct {
 	inodes  *metadataWriter
 	dirs    *metadataWriter
 	modTime uint32
-	// rootParent is the parent inode number stored for the root
-	// directory: one past the last inode, as mksquashfs stores it.
-	rootParent uint32
 }
 
 // numberInodes assigns inode numbers from 1, the root first and then each

@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -26,12 +27,15 @@ type Options struct {
 
 // Writer builds a SquashFS image. File data is compressed and written as
 // AddFile reads it, the inode and directory tables and the superblock when
-// Flush is called. Directory entries are sorted by name, so the same tree
-// and time give the same bytes whatever the order of the calls.
+// Flush is called.
 //
-// The image has no fragments (a file's last block may be short), no
-// extended attributes, no export table and no hard links; every inode has
-// uid and gid 0. A Writer is not safe for concurrent use.
+// The same calls with the same time give the same bytes. Directory entries
+// are sorted by name, so the order of Mkdir and Symlink calls does not
+// matter, but file data lies in the order of the AddFile calls.
+//
+// The image has no fragments, so a file's last block may be short. It has
+// no extended attributes, no export table and no hard links, and every
+// inode has uid and gid 0. A Writer is not safe for concurrent use.
 type Writer struct {
 	w         io.WriterAt
 	modTime   uint32
@@ -165,10 +169,8 @@ func (w *Writer) Symlink(target, path string) error {
 	if target == "" || len(target) > maxSymlinkLen {
 		return fmt.Errorf("squashfs: adding symlink %q: target length %d is invalid: use 1 to %d bytes: %w", path, len(target), maxSymlinkLen, fs.ErrInvalid)
 	}
-	for i := 0; i < len(target); i++ {
-		if target[i] == 0 {
-			return fmt.Errorf("squashfs: adding symlink %q: target %q contains a NUL byte: %w", path, target, fs.ErrInvalid)
-		}
+	if strings.IndexByte(target, 0) >= 0 {
+		return fmt.Errorf("squashfs: adding symlink %q: target %q contains a NUL byte: %w", path, target, fs.ErrInvalid)
 	}
 	parent, name, err := w.resolveNew(path)
 	if err != nil {
