@@ -96,9 +96,9 @@ func (h Host) chooseAuto(target, guestArch string) (accel, reason string, err er
 		return AccelTCG, fmt.Sprintf("cannot tell whether the host is itself a virtual machine: %v", err), nil
 	}
 	if hasHypervisorFlag(cpuinfo) {
-		// Nested KVM exists but failed to boot the gokrazy kernels on the
-		// virtual machines this package was tested on, so auto does not
-		// rely on it.
+		// On an x86 virtual machine with QEMU 7.2, nested KVM aborted QEMU
+		// ("failed to set MSR 0x10a") before the kernel started, so auto
+		// does not rely on it.
 		return AccelTCG, `the host CPU reports the "hypervisor" flag, so the host is itself a virtual machine; force kvm to try nested KVM`, nil
 	}
 	return AccelKVM, fmt.Sprintf("/dev/kvm is usable, the host is not a virtual machine and the guest is %s like the host", guestArch), nil

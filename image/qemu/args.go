@@ -10,8 +10,8 @@ import (
 // nc is the netcat program for the guest forwards.
 func (cfg Config) args(accel, nc string) []string {
 	args := []string{
-		// Only the devices listed here: no default NIC, VGA, monitor or
-		// serial port.
+		// The guest gets only the devices listed here, without QEMU's
+		// default NIC, VGA, monitor and serial port.
 		"-nodefaults",
 		"-no-user-config",
 		"-display", "none",

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// maxConsoleHistory bounds the console output that WaitConsole searches. A
-// boot of the gokrazy kernel prints about 50 KiB.
+// maxConsoleHistory bounds the console output that WaitConsole searches. The
+// gokrazy kernels print about 20 KiB from boot to the root mount.
 const maxConsoleHistory = 8 << 20
 
 // console passes the guest's console output on to a writer and keeps it for

@@ -16,8 +16,9 @@ import (
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
-// bootTimeout bounds each boot test; TCG boots the gokrazy kernels to their
-// root mount panic in about 5 seconds on a 2-core x86 VM.
+// bootTimeout bounds each boot test. On a 2-core x86 virtual machine, TCG
+// booted the gokrazy kernels to their root mount panic in 3 seconds when the
+// machine was idle and in up to 35 seconds when it was busy.
 const bootTimeout = 60 * time.Second
 
 // moduleDir returns the folder of module in the Go module cache, or skips the
@@ -160,10 +161,10 @@ func buildTestGuest(t *testing.T, arch string) string {
 }
 
 // cpioWriter writes the "newc" cpio format that the Linux kernel unpacks as
-// initramfs (Documentation/driver-api/early-userspace/buffer-format.rst): per
-// entry a header of "070701" and 13 eight-digit hexadecimal fields, the NUL
-// terminated name padded to a multiple of 4 bytes, and the data padded to a
-// multiple of 4 bytes.
+// initramfs, as Documentation/driver-api/early-userspace/buffer-format.rst in
+// the kernel source describes it. Each entry is a header of "070701" and 13
+// eight-digit hexadecimal fields, then the NUL-terminated name, then the data.
+// The name and the data are each padded to a multiple of 4 bytes.
 type cpioWriter struct {
 	w     io.Writer
 	inode int

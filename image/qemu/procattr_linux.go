@@ -9,8 +9,9 @@ import (
 // exits, so that a test binary killed by its timeout leaves no QEMU behind
 // holding the forwarded ports.
 //
-// NOTE: the signal follows the starting OS thread, not the process; the Go
-// runtime ends a thread only after a goroutine locked to it exits.
+// NOTE: the kernel sends the signal when the starting OS thread exits, not
+// the process. The Go runtime ends a thread only after a goroutine locked to
+// it exits.
 func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -41,8 +41,8 @@ type VM struct {
 
 	// stopped is set by Stop, so that Wait reports no error for the kill.
 	stopped atomic.Bool
-	// done is closed when QEMU has exited and its output is copied; waitErr
-	// is set before.
+	// done is closed when QEMU has exited and its output is copied. waitErr
+	// is set before done is closed.
 	done    chan struct{}
 	waitErr error
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,8 +42,11 @@ func main() {
 
 	// The kernel passes command line parameters that it does not know, and
 	// that have no dot in the name, to init as environment variables.
-	if addr := os.Getenv("testguest_dial"); addr != "" {
-		dial(addr)
+	// testguest_dial is a comma-separated list of addresses.
+	for addr := range strings.SplitSeq(os.Getenv("testguest_dial"), ",") {
+		if addr != "" {
+			dial(addr)
+		}
 	}
 	if addr := os.Getenv("testguest_dial_blocked"); addr != "" {
 		dial(addr)
