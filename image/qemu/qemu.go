@@ -176,7 +176,8 @@ func (vm *VM) Stop() error {
 
 // Wait waits until QEMU exits. It returns nil when QEMU exited with status 0,
 // which it does when the guest powers off or reboots, or when Stop ended it.
-// Otherwise the error contains QEMU's last error output.
+// When the context given to Start ended it, the error wraps the context's
+// error. Any other error contains QEMU's last error output.
 func (vm *VM) Wait() error {
 	<-vm.done
 	if vm.stopped.Load() {
