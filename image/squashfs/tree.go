@@ -90,7 +90,7 @@ func validateName(name string) error {
 	case name == "":
 		return fmt.Errorf("empty path element (a double slash): %w", fs.ErrInvalid)
 	case name == "." || name == "..":
-		return fmt.Errorf("path element %q is not allowed, because the image stores no . or .. entries: %w", name, fs.ErrInvalid)
+		return fmt.Errorf("path element %q is not allowed, because readers add . and .. to every directory themselves: %w", name, fs.ErrInvalid)
 	case len(name) > maxNameLen:
 		return fmt.Errorf("name %.20q... is %d bytes long, more than the maximum of %d: %w", name, len(name), maxNameLen, fs.ErrInvalid)
 	case strings.IndexByte(name, 0) >= 0:
@@ -101,7 +101,7 @@ func validateName(name string) error {
 	return nil
 }
 
-// lookupDir returns the directory at path, which "" names the root of.
+// lookupDir returns the directory at path, where "" is the root.
 func (w *Writer) lookupDir(path string) (*node, error) {
 	dir := w.root
 	if path == "" {
