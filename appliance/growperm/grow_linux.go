@@ -243,7 +243,12 @@ func resizeKernelPartition(disk *os.File, perm permPartition, newBytes int64) er
 // resizeExt4 grows the ext4 file system mounted at mount to blocks file
 // system blocks (EXT4_IOC_RESIZE_FS). The kernel adds block groups, using the
 // reserved GDT blocks of the resize_inode feature or switching to meta_bg
-// when they run out.
+// when there are none left.
+//
+// NOTE: Linux rejects the resize with EINVAL for an ext4 that go-diskfs
+// v1.9.4 made with resize_inode and 4 KiB blocks, because its resize inode
+// maps the last reserved GDT block at the wrong index. Without resize_inode
+// the same file system grows.
 func resizeExt4(mount string, blocks uint64) error {
 	dir, err := os.OpenFile(mount, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -55,12 +55,18 @@ func runTool(t *testing.T, name string, args ...string) string {
 // script, and boot code of a recognizable pattern that Grow must keep.
 func makeTestImage(t *testing.T, script string) string {
 	t.Helper()
+	return makeSizedTestImage(t, script, testDiskBytes)
+}
+
+// makeSizedTestImage is makeTestImage for an image of size bytes.
+func makeSizedTestImage(t *testing.T, script string, size int64) string {
+	t.Helper()
 	sfdisk := testpeer.Require(t, "sfdisk", "fdisk")
 	image := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(image, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(image, testDiskBytes); err != nil {
+	if err := os.Truncate(image, size); err != nil {
 		t.Fatal(err)
 	}
 
@@ -522,6 +528,7 @@ func runFirstSteps(t *testing.T, disk *loopDisk, kernelDone bool) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+
 	geometry, err := readGeometry(f)
 	if err != nil {
 		t.Fatal(err)
@@ -544,6 +551,7 @@ func runFirstSteps(t *testing.T, disk *loopDisk, kernelDone bool) {
 	if !kernelDone {
 		return
 	}
+
 	perm, err := findPermPartition(f, disk.Mount, plan.Old, geometry)
 	if err != nil {
 		t.Fatal(err)
