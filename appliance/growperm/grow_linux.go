@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"unsafe"
 
@@ -281,10 +280,4 @@ func readSuperblock(device string) (superblock, error) {
 		return superblock{}, fmt.Errorf("%s: %w", device, err)
 	}
 	return sb, nil
-}
-
-// deviceNodeDir returns the folder of disk's device node, where the
-// partition nodes live too (/dev for /dev/mmcblk0).
-func deviceNodeDir(disk *os.File) string {
-	return filepath.Dir(disk.Name())
 }

@@ -391,12 +391,16 @@ func canResizeExt4(t *testing.T) bool {
 	return data[unix.CAP_SYS_RESOURCE/32].Effective&(1<<(unix.CAP_SYS_RESOURCE%32)) != 0
 }
 
-// growLoop runs Grow on disk. Without CAP_SYS_RESOURCE it expects the file
-// system step to fail with EPERM, logs one line, and returns false so that
-// the caller skips its file system checks.
-func growLoop(t *testing.T, disk *loopDisk) (Result, bool) {
+// growLoop runs Grow on disk, or on devicePath if given. Without
+// CAP_SYS_RESOURCE it expects the file system step to fail with EPERM, logs
+// one line, and returns false so that the caller skips its file system checks.
+func growLoop(t *testing.T, disk *loopDisk, devicePath ...string) (Result, bool) {
 	t.Helper()
-	result, err := Grow(t.Context(), disk.Device, disk.Mount, testLogger(t))
+	device := disk.Device
+	if len(devicePath) > 0 {
+		device = devicePath[0]
+	}
+	result, err := Grow(t.Context(), device, disk.Mount, testLogger(t))
 	if canResizeExt4(t) {
 		if err != nil {
 			t.Fatalf("Grow: %v", err)
@@ -442,7 +446,13 @@ func TestGrowLoopDisk(t *testing.T) {
 	}
 
 	grown := readSector0(t, disk.Image)
-	again, _ := growLoop(t, disk)
+	// The second run goes through a symbolic link, as /dev/disk/by-id
+	// names are, so Grow must still find the partition's device node.
+	link := filepath.Join(t.TempDir(), "disk-link")
+	if err := os.Symlink(disk.Device, link); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := growLoop(t, disk, link)
 	if again.TableRewritten || again.KernelUpdated || again.FileSystemResized {
 		t.Errorf("second Grow = %+v, want no change", again)
 	}

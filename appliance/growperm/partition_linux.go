@@ -47,9 +47,13 @@ func findPermPartition(disk *os.File, mount string, entry partitionEntry, g geom
 	if err != nil {
 		return permPartition{}, fmt.Errorf("finding the device mounted at %s in sysfs: %w", mount, err)
 	}
+	nodeDir, err := deviceNodeDir(disk.Name())
+	if err != nil {
+		return permPartition{}, err
+	}
 	perm := permPartition{
 		Name:       filepath.Base(sysDir),
-		DevicePath: filepath.Join(deviceNodeDir(disk), filepath.Base(sysDir)),
+		DevicePath: filepath.Join(nodeDir, filepath.Base(sysDir)),
 		Mount:      mount,
 	}
 	if err := checkPartitionOf(sysDir, uint64(diskStat.Rdev), disk.Name(), mount); err != nil {
@@ -94,6 +98,17 @@ func checkPartitionOf(sysDir string, diskDev uint64, diskName, mount string) err
 			mount, filepath.Base(sysDir), number, got, diskName, want)
 	}
 	return nil
+}
+
+// deviceNodeDir returns the folder of the disk's device node, where the
+// partition nodes are too: /dev for /dev/mmcblk0 or for a symbolic link to it
+// such as /dev/disk/by-id/mmc-SD32G_0x1234.
+func deviceNodeDir(disk string) (string, error) {
+	resolved, err := filepath.EvalSymlinks(disk)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", disk, err)
+	}
+	return filepath.Dir(resolved), nil
 }
 
 func sysfsBlockDir(dev uint64) string {
