@@ -5,13 +5,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/gokrazy/gokrazy"
 
+	"github.com/heimwolke/heimwolke/appliance/growperm"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
 
@@ -51,5 +55,28 @@ func main() {
 	select {}
 }
 
-// growPerm is replaced once the /perm growth code lands.
-func growPerm() {}
+// growPerm extends /perm to the end of the card. It runs at every boot and
+// does nothing when there is no room to grow.
+func growPerm() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("program", "heimwolke-init")
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		logger.Error("reading kernel command line", "err", err)
+		return
+	}
+	devices, err := growperm.FindDevices(string(cmdline))
+	if err != nil {
+		logger.Error("finding the /perm partition", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := growperm.Grow(ctx, devices.Disk, "/perm", logger)
+	if err != nil {
+		logger.Error("growing /perm", "disk", devices.Disk, "err", err)
+		return
+	}
+	if res.Changed() {
+		logger.Info("grew /perm", "disk", devices.Disk, "old_bytes", res.OldFileSystemBytes, "new_bytes", res.NewFileSystemBytes)
+	}
+}

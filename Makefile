@@ -1,0 +1,46 @@
+# Heimwolke: the front door. See README.md.
+
+GO      ?= go
+TARGET  ?= rpi
+OUT     ?= out/heimwolke-$(TARGET).img
+VM_TARGET ?= amd64
+VM_IMAGE  ?= out/heimwolke-$(VM_TARGET).img
+RUN_DIR ?= out/run
+
+BIN := out/bin
+
+.PHONY: all build image vm run test bench clean
+
+all: build
+
+## build: compile heimwolke-image, heimwolke and heimwolke-agent for this machine into out/bin
+build:
+	$(GO) build -o $(BIN)/ ./image/cmd/heimwolke-image ./appliance/cmd/heimwolke ./agent/cmd/heimwolke-agent
+
+## image: build the SD card image for TARGET (rpi, amd64, arm64) into OUT
+image: build
+	$(BIN)/heimwolke-image build --target $(TARGET) --out $(OUT)
+
+## vm: build the VM_TARGET image and boot it under QEMU
+vm: build
+	$(BIN)/heimwolke-image build --target $(VM_TARGET) --out $(VM_IMAGE)
+	$(BIN)/heimwolke-image vm --target $(VM_TARGET) --image $(VM_IMAGE)
+
+## run: start heimwolke and heimwolke-agent on this machine, first-boot page on http://127.0.0.1:8080/
+run: build
+	mkdir -p $(RUN_DIR)
+	$(BIN)/heimwolke-agent & agent=$$!; \
+	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/heimwolke --http 127.0.0.1:8080 --data $(RUN_DIR)/data
+
+## test: unit, tool and whole-box tests (builds and boots images under QEMU)
+test:
+	$(GO) vet ./...
+	$(GO) test -timeout 40m ./...
+
+## bench: measure image builds and boots; paste the table into docs/benchmarks.md
+bench: build
+	$(GO) run ./image/cmd/heimwolke-bench
+
+clean:
+	rm -rf out

@@ -1,0 +1,160 @@
+package boxtest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heimwolke/heimwolke/appliance/web"
+	"github.com/heimwolke/heimwolke/image/build"
+	"github.com/heimwolke/heimwolke/image/qemu"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
+)
+
+// bootTimeout bounds one boot under emulation (TCG) on a slow two-core CI
+// machine; boots take well under a minute here.
+const bootTimeout = 5 * time.Minute
+
+func qemuProgram(target string) (string, string) {
+	if target == "amd64" {
+		return "qemu-system-x86_64", "qemu-system-x86"
+	}
+	return "qemu-system-aarch64", "qemu-system-arm"
+}
+
+// bootBox boots a copy of the target's image, enlarged to diskSize, and
+// returns the running VM once the console shows our init.
+func bootBox(t *testing.T, target string, diskSize int64) (*qemu.VM, time.Time) {
+	t.Helper()
+	program, pkg := qemuProgram(target)
+	testpeer.Require(t, program, pkg)
+	res := image(t, target)
+	disk := copySparse(t, res.Path, diskSize)
+	boot, err := build.ExtractBoot(disk, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forwards := []qemu.Forward{{GuestPort: 80}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start := time.Now()
+	vm, err := qemu.Start(ctx, qemu.Config{
+		Target:   target,
+		Disk:     disk,
+		Kernel:   boot.Kernel,
+		Cmdline:  boot.Cmdline,
+		Forwards: forwards,
+	})
+	if err != nil {
+		t.Fatalf("starting QEMU: %v", err)
+	}
+	t.Cleanup(func() { vm.Stop() })
+	logConsoleOnFailure(t, vm)
+	t.Logf("QEMU %s: %s (%s)", target, vm.Accel(), vm.AccelReason())
+	return vm, start
+}
+
+// logConsoleOnFailure logs the end of the box's serial console when the test
+// fails, which is where the box says what went wrong.
+func logConsoleOnFailure(t *testing.T, vm *qemu.VM) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := vm.ConsoleOutput()
+			t.Logf("serial console (last 16 KiB):\n%s", out[max(0, len(out)-16<<10):])
+		}
+	})
+}
+
+// getOK polls url until it answers 200 or the deadline passes.
+func getOK(t *testing.T, vm *qemu.VM, url, acceptLanguage string) (string, time.Time) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(bootTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		select {
+		case <-vm.Done():
+			t.Fatalf("QEMU exited before %s answered: %v", url, vm.Wait())
+		default:
+		}
+		req, _ := http.NewRequest("GET", url, nil)
+		if acceptLanguage != "" {
+			req.Header.Set("Accept-Language", acceptLanguage)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(body), time.Now()
+			}
+			err = &statusError{resp.StatusCode}
+		}
+		lastErr = err
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: no 200 within %v, last error: %v", url, bootTimeout, lastErr)
+	return "", time.Time{}
+}
+
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return http.StatusText(e.code) }
+
+// checkFirstBootPage checks the page in both languages and returns the
+// health report.
+func checkFirstBootPage(t *testing.T, vm *qemu.VM, start time.Time) web.Health {
+	t.Helper()
+	base := "http://" + vm.Addr(80)
+	body, at := getOK(t, vm, base+"/", "en")
+	t.Logf("first HTTP 200 %.1fs after QEMU started", at.Sub(start).Seconds())
+	want := sourceVersion(t)
+	if !strings.Contains(body, `<span id="version">`+want+`</span>`) {
+		t.Errorf("first-boot page lacks version %q:\n%s", want, body)
+	}
+	if !strings.Contains(body, "Welcome to your Heimwolke") {
+		t.Errorf("English first-boot page lacks its title:\n%s", body)
+	}
+	body, _ = getOK(t, vm, base+"/", "de-DE,de;q=0.9")
+	if !strings.Contains(body, "Willkommen bei Deiner Heimwolke") {
+		t.Errorf("German first-boot page lacks its title:\n%s", body)
+	}
+
+	body, _ = getOK(t, vm, base+"/healthz", "")
+	var health web.Health
+	if err := json.Unmarshal([]byte(body), &health); err != nil {
+		t.Fatalf("decoding /healthz %q: %v", body, err)
+	}
+	if health.Status != "ok" || health.Version != want {
+		t.Errorf("/healthz: status %q version %q, want ok %q", health.Status, health.Version, want)
+	}
+	return health
+}
+
+// TestAMD64Box boots the amd64 image on a disk twice its size, gets the
+// first-boot page with the right version, and checks that /perm grew to the
+// larger disk.
+func TestAMD64Box(t *testing.T) {
+	const diskSize = 2 << 30
+	vm, start := bootBox(t, "amd64", diskSize)
+	health := checkFirstBootPage(t, vm, start)
+	if health.Storage == nil {
+		t.Fatal("/healthz has no storage figures: /perm is not mounted")
+	}
+	// The image carries a 256 MiB /perm; on a 2 GiB disk it must end up with
+	// more than 1.5 GiB.
+	if got := health.Storage.TotalBytes; got < 1536<<20 {
+		t.Errorf("/perm is %d MiB after boot on a %d MiB disk, want it grown to more than 1536 MiB", got>>20, diskSize>>20)
+	}
+}
+
+// TestARM64Box boots the arm64 image on QEMU's virt machine and gets the
+// first-boot page with the right version.
+func TestARM64Box(t *testing.T) {
+	vm, start := bootBox(t, "arm64", 0)
+	checkFirstBootPage(t, vm, start)
+}
