@@ -128,6 +128,9 @@ type Health struct {
 	// Storage describes the file system of the data folder; absent when it
 	// cannot be measured.
 	Storage *Storage `json:"storage,omitempty"`
+	// Processes lists the resident memory of heimwolke and
+	// heimwolke-agent.
+	Processes []Process `json:"processes,omitempty"`
 }
 
 // Storage is the size of the data folder's file system, in bytes.
@@ -138,7 +141,7 @@ type Storage struct {
 }
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
-	report := Health{Status: "ok", Version: h.opts.Version, Time: time.Now().UTC()}
+	report := Health{Status: "ok", Version: h.opts.Version, Time: time.Now().UTC(), Processes: programMemory()}
 	var st unix.Statfs_t
 	if err := unix.Statfs(h.opts.DataDir, &st); err == nil {
 		report.Storage = &Storage{

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,16 @@ func TestRateLimitPerAddress(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Fatal("200 requests at once from one address were all served, want some 429")
+	}
+}
+
+func TestStatusRSS(t *testing.T) {
+	path := t.TempDir() + "/status"
+	if err := os.WriteFile(path, []byte("Name:\theimwolke\nVmPeak:\t  9000 kB\nVmRSS:\t    12288 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := statusRSS(path)
+	if !ok || got != 12288*1024 {
+		t.Errorf("statusRSS = %d, %v; want %d, true", got, ok, 12288*1024)
 	}
 }

@@ -1,0 +1,183 @@
+// Command heimwolke-bench measures the image builder and the booted box and
+// prints the results as Markdown rows for docs/benchmarks.md: build time cold
+// (empty Go build cache) and warm, image sizes, time from QEMU start to the
+// first HTTP 200, and the resident memory of the box's programs. Module
+// downloads are not timed: the modules must already be in the module cache.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heimwolke/heimwolke/appliance/web"
+	"github.com/heimwolke/heimwolke/image/build"
+	"github.com/heimwolke/heimwolke/image/qemu"
+)
+
+func main() {
+	boots := flag.Int("boots", 3, "boots per VM target; the median is reported")
+	flag.Parse()
+	if err := run(context.Background(), *boots); err != nil {
+		fmt.Fprintf(os.Stderr, "heimwolke-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, boots int) error {
+	src, err := build.FindSourceDir(".")
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "heimwolke-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	printMachine(ctx)
+	fmt.Println("| what | target | result | how |")
+	fmt.Println("| --- | --- | --- | --- |")
+
+	// Cold: a fresh Go build cache, so the standard library and every
+	// dependency are compiled again.
+	cold := filepath.Join(work, "gocache")
+	os.Setenv("GOCACHE", cold)
+	d, _, err := timedBuild(ctx, src, "rpi", filepath.Join(work, "cold.img"))
+	if err != nil {
+		return err
+	}
+	row("image build, cold (empty Go build cache)", "rpi", fmt.Sprintf("%.1f s", d.Seconds()), "`GOCACHE=$(mktemp -d) heimwolke-image build --target rpi`")
+
+	images := map[string]*build.Result{}
+	for _, target := range build.TargetNames() {
+		d, res, err := timedBuild(ctx, src, target, filepath.Join(work, target+".img"))
+		if err != nil {
+			return err
+		}
+		images[target] = res
+		row("image build, warm", target, fmt.Sprintf("%.1f s", d.Seconds()), "`heimwolke-image build --target "+target+"` (second build)")
+	}
+	for _, target := range build.TargetNames() {
+		res := images[target]
+		var st syscall.Stat_t
+		syscall.Stat(res.Path, &st)
+		row("image size (file / allocated)", target, fmt.Sprintf("%d MiB / %.1f MiB", res.Size>>20, float64(st.Blocks*512)/(1<<20)), "`ls -l`, `du` of the image")
+		row("root file system (squashfs) / boot files", target, fmt.Sprintf("%.1f MiB / %.1f MiB", float64(res.RootSize)/(1<<20), float64(res.BootUsed)/(1<<20)), "build output")
+	}
+
+	for _, target := range []string{"amd64", "arm64"} {
+		var times []time.Duration
+		var health web.Health
+		var accel string
+		for range boots {
+			d, h, a, err := timedBoot(ctx, images[target].Path, target, work, target == "arm64")
+			if err != nil {
+				return err
+			}
+			times = append(times, d)
+			health, accel = h, a
+		}
+		slices.Sort(times)
+		row("QEMU start to first HTTP 200", target, fmt.Sprintf("%.1f s (median of %d; min %.1f, max %.1f)", times[len(times)/2].Seconds(), len(times), times[0].Seconds(), times[len(times)-1].Seconds()), "`heimwolke-image vm`, "+accel+", 1 GiB, 2 vCPUs")
+		if target != "arm64" {
+			continue
+		}
+		for _, p := range health.Processes {
+			row("resident memory of "+p.Name+", idle, 10 s after the first 200", target, fmt.Sprintf("%.1f MiB", float64(p.RSSBytes)/(1<<20)), "VmRSS from /proc on the box, via `/healthz`, "+accel)
+		}
+	}
+	return nil
+}
+
+func row(what, target, result, how string) {
+	fmt.Printf("| %s | %s | %s | %s |\n", what, target, result, how)
+}
+
+func timedBuild(ctx context.Context, src, target, out string) (time.Duration, *build.Result, error) {
+	start := time.Now()
+	res, err := build.Build(ctx, build.Options{Target: target, Out: out, SourceDir: src, Progress: os.Stderr})
+	return time.Since(start), res, err
+}
+
+// timedBoot boots a copy of img and returns the time from starting QEMU to
+// the first 200 on port 80, and optionally the health report 10 s later.
+func timedBoot(ctx context.Context, img, target, work string, wantHealth bool) (time.Duration, web.Health, string, error) {
+	var health web.Health
+	dir, err := os.MkdirTemp(work, "boot-")
+	if err != nil {
+		return 0, health, "", err
+	}
+	defer os.RemoveAll(dir)
+	boot, err := build.ExtractBoot(img, dir)
+	if err != nil {
+		return 0, health, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	vm, err := qemu.Start(ctx, qemu.Config{
+		Target: target, Disk: img, Snapshot: true,
+		Kernel: boot.Kernel, Cmdline: boot.Cmdline,
+		Forwards: []qemu.Forward{{GuestPort: 80}},
+	})
+	if err != nil {
+		return 0, health, "", err
+	}
+	defer vm.Stop()
+	base := "http://" + vm.Addr(80)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if ctx.Err() != nil {
+			return 0, health, "", fmt.Errorf("%s box: no HTTP 200 within 5 minutes", target)
+		}
+		resp, err := client.Get(base + "/")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d := time.Since(start)
+	if wantHealth {
+		time.Sleep(10 * time.Second)
+		resp, err := client.Get(base + "/healthz")
+		if err != nil {
+			return 0, health, "", err
+		}
+		err = json.NewDecoder(resp.Body).Decode(&health)
+		resp.Body.Close()
+		if err != nil {
+			return 0, health, "", err
+		}
+	}
+	return d, health, vm.Accel(), nil
+}
+
+func printMachine(ctx context.Context) {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	qemuVersion, _ := exec.CommandContext(ctx, "qemu-system-x86_64", "--version").Output()
+	fmt.Printf("Machine: %d CPUs (%s), %s %s/%s, %s\n\n", runtime.NumCPU(), cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH, strings.SplitN(string(qemuVersion), "\n", 2)[0])
+}
