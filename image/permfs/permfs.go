@@ -40,7 +40,11 @@ const MinSize = 256 << 20
 // the uuid package's process-wide random source, which Make swaps out.
 var uuidRandMu sync.Mutex
 
-// Make writes the file system into f at byte offset start.
+// Make writes the file system into f at byte offset start. After go-diskfs
+// has made it, Make reorders the resize inode's double-indirect block so that
+// Linux can grow the file system online, and sets every time stamp to
+// opts.ModTime. It returns an error for a size whose last block group cannot
+// hold its superblock and GDT backup.
 func Make(f *os.File, start int64, opts Options) error {
 	if opts.Size%4096 != 0 || opts.Size < MinSize {
 		return fmt.Errorf("perm file system size %d: want a multiple of 4096 of at least %d", opts.Size, MinSize)
@@ -64,6 +68,9 @@ func Make(f *os.File, start int64, opts Options) error {
 		return fmt.Errorf("creating ext4 for /perm: %w", err)
 	}
 
+	if err := fixResizeInode(&offsetFile{f, start}); err != nil {
+		return fmt.Errorf("fixing ext4 resize inode: %w", err)
+	}
 	if err := fixTimes(&offsetFile{f, start}, uint32(opts.ModTime.Unix())); err != nil {
 		return fmt.Errorf("fixing ext4 time stamps: %w", err)
 	}
