@@ -59,7 +59,7 @@ func bootBox(t *testing.T, target string, diskSize int64) (*qemu.VM, time.Time) 
 }
 
 // logConsoleOnFailure logs the end of the box's serial console when the test
-// fails, which is where the box says what went wrong.
+// fails, because the box logs the cause of a failure there.
 func logConsoleOnFailure(t *testing.T, vm *qemu.VM) {
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -69,7 +69,7 @@ func logConsoleOnFailure(t *testing.T, vm *qemu.VM) {
 	})
 }
 
-// getOK polls url until it answers 200 or the deadline passes.
+// getOK polls url until it returns status 200 or the deadline passes.
 func getOK(t *testing.T, vm *qemu.VM, url, acceptLanguage string) (string, time.Time) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}

@@ -105,9 +105,9 @@ func TestRPiImageWithDebianTools(t *testing.T) {
 		boot := extractPartition(t, res.Path, res.Layout, 1)
 		run(t, fsckVfat, "-n", boot)
 		listing := run(t, mdir, "-i", boot, "-/", "-b", "::/")
-		// Each supported model needs its device tree; the Pi 3 family
-		// boots from bootcode.bin and start.elf, the Pi 4 family from
-		// start4.elf; the Pi 5 has its boot loader in EEPROM.
+		// Each supported model needs its device tree. The Pi 3 family
+		// boots from bootcode.bin and start.elf, and the Pi 4 family from
+		// start4.elf. The Pi 5 has its boot loader in EEPROM.
 		for _, name := range []string{
 			"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat",
 			"bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", // Pi 3B, 3B+
@@ -195,8 +195,8 @@ func TestRPiBootsOnRaspi3b(t *testing.T) {
 	// real UART, so the test names QEMU's console device itself.
 	cmdline := strings.ReplaceAll(boot.Cmdline, "console=serial0,115200", "console="+qemu.ConsoleDevice(qemu.TargetRPi))
 	// gokrazy's init starts the hardware watchdog, and QEMU's model of the
-	// BCM2835 watchdog resets the machine at once, which ends QEMU before the
-	// console shows anything; keep its driver from loading.
+	// BCM2835 watchdog then resets the machine at once. That ends QEMU before
+	// the console shows anything, so the test keeps the driver from loading.
 	cmdline += " initcall_blacklist=bcm2835_wdt_driver_init"
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)

@@ -54,8 +54,8 @@ func (t Table) Marshal() ([]byte, error) {
 		if p.Bootable {
 			e[0] = 0x80
 		}
-		// CHS addresses are meaningless for disks of this size; 0xFE 0xFF 0xFF
-		// tells readers to use the LBA fields, as fdisk does.
+		// CHS addresses are meaningless for disks of this size, so both are
+		// 0xFE 0xFF 0xFF, which makes readers use the LBA fields, as fdisk does.
 		copy(e[1:4], []byte{0xfe, 0xff, 0xff})
 		e[4] = p.Type
 		copy(e[5:8], []byte{0xfe, 0xff, 0xff})

@@ -17,8 +17,8 @@ import (
 //go:embed catalog/*.json
 var catalogFiles embed.FS
 
-// Languages lists the supported languages; the first is the fallback for a
-// browser that asks for none of them.
+// Languages lists the supported languages. The first is the fallback for a
+// browser that requests none of them.
 var Languages = []language.Tag{language.English, language.German}
 
 var matcher = language.NewMatcher(Languages)

@@ -46,8 +46,8 @@ func main() {
 func run(httpAddr, dataDir string, log *slog.Logger) error {
 	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		// The page still works without its data folder; the health report
-		// then says so by leaving out the storage figures.
+		// The page still works without its data folder, and the health
+		// report then leaves out the storage figures.
 		log.Error("creating data folder", "path", dataDir, "err", err)
 	}
 
