@@ -25,8 +25,8 @@ type bucket struct {
 	last   time.Time
 }
 
-// New returns a limiter that keeps state for at most maxKeys keys; when full,
-// it forgets buckets that have refilled completely.
+// New returns a limiter that keeps state for at most maxKeys keys. When full,
+// it drops the buckets that have refilled completely.
 func New(rate float64, burst int, maxKeys int) *Limiter {
 	return &Limiter{
 		rate:    rate,
