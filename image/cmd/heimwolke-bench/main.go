@@ -51,23 +51,22 @@ func run(ctx context.Context, boots int) error {
 	fmt.Println("| --- | --- | --- | --- |")
 
 	// Cold: a fresh Go build cache, so the standard library and every
-	// dependency are compiled again.
-	cold := filepath.Join(work, "gocache")
-	os.Setenv("GOCACHE", cold)
-	d, _, err := timedBuild(ctx, src, "rpi", filepath.Join(work, "cold.img"))
-	if err != nil {
-		return err
-	}
-	row("image build, cold (empty Go build cache)", "rpi", fmt.Sprintf("%.1f s", d.Seconds()), "`GOCACHE=$(mktemp -d) heimwolke-image build --target rpi`")
-
+	// dependency are compiled again. Warm: the same build once more.
 	images := map[string]*build.Result{}
 	for _, target := range build.TargetNames() {
-		d, res, err := timedBuild(ctx, src, target, filepath.Join(work, target+".img"))
+		os.Setenv("GOCACHE", filepath.Join(work, "gocache-"+target))
+		out := filepath.Join(work, target+".img")
+		cold, _, err := timedBuild(ctx, src, target, out)
+		if err != nil {
+			return err
+		}
+		warm, res, err := timedBuild(ctx, src, target, out)
 		if err != nil {
 			return err
 		}
 		images[target] = res
-		row("image build, warm", target, fmt.Sprintf("%.1f s", d.Seconds()), "`heimwolke-image build --target "+target+"` (second build)")
+		row("image build, cold (empty Go build cache)", target, fmt.Sprintf("%.1f s", cold.Seconds()), "`GOCACHE=$(mktemp -d) heimwolke-image build --target "+target+"`")
+		row("image build, warm (second build)", target, fmt.Sprintf("%.1f s", warm.Seconds()), "`heimwolke-image build --target "+target+"`")
 	}
 	for _, target := range build.TargetNames() {
 		res := images[target]
