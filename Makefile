@@ -8,6 +8,8 @@ VM_IMAGE  ?= out/heimwolke-$(VM_TARGET).img
 RUN_DIR ?= out/run
 
 BIN := out/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/heimwolke/heimwolke/packages/version.Version=$(VERSION)
 
 .PHONY: all build image vm run test bench clean
 
@@ -15,7 +17,7 @@ all: build
 
 ## build: compile heimwolke-image, heimwolke and heimwolke-agent for this machine into out/bin
 build:
-	$(GO) build -o $(BIN)/ ./image/cmd/heimwolke-image ./appliance/cmd/heimwolke ./agent/cmd/heimwolke-agent
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./image/cmd/heimwolke-image ./appliance/cmd/heimwolke ./agent/cmd/heimwolke-agent
 
 ## image: build the SD card image for TARGET (rpi, amd64, arm64) into OUT
 image: build
