@@ -149,6 +149,13 @@ func TestRPiImageWithDebianTools(t *testing.T) {
 				t.Errorf("unsquashfs -lls lacks %s", want)
 			}
 		}
+		// No secret is baked into the image: without gokr-pw.txt, gokrazy's
+		// own web interface listens only on its Unix socket.
+		for _, secret := range []string{"gokr-pw.txt", ".pem", ".key", "ssh_host"} {
+			if strings.Contains(listing, secret) {
+				t.Errorf("root file system contains %q, want no secrets in the image", secret)
+			}
+		}
 		dir := filepath.Join(t.TempDir(), "root")
 		run(t, unsquashfs, "-d", dir, root, "etc/hostname")
 		if b, err := os.ReadFile(filepath.Join(dir, "etc/hostname")); err != nil || string(b) != "heimwolke" {
