@@ -110,7 +110,10 @@ func New(cfg Config) *Limiter {
 
 // Check returns how long a login attempt for account from src must wait
 // before it may be tried, or 0 when it may be tried now. It changes nothing:
-// the caller reports the outcome with Fail or Succeed.
+// the caller reports the outcome with Fail or Succeed. Attempts that run in
+// parallel may all pass Check before the first of them calls Fail, so a
+// caller with a slow check bounds its parallelism and checks again after
+// waiting.
 func (l *Limiter) Check(account string, src netip.Addr) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
