@@ -1,0 +1,196 @@
+// Package control is the local API between heimwolke and heimwolke-agent:
+// JSON over HTTP on Unix sockets under /run/heimwolke. It defines the
+// messages, the paths and a server and client for them, so that both programs
+// agree on every field, status code and error.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Socket paths on the box. HTTP requests go one way, so each program serves
+// its own socket: the agent the status, settings and update endpoints,
+// heimwolke the events that the agent sends it.
+const (
+	AgentSocket    = "/run/heimwolke/control.sock"
+	ServicesSocket = "/run/heimwolke/services.sock"
+)
+
+// API paths.
+const (
+	// PathStatus serves GET with a Status.
+	PathStatus = "/v1/status"
+	// PathSettings takes PUT with Settings and replies 204 No Content.
+	PathSettings = "/v1/settings"
+	// PathCertificateEvent takes POST with a CertificateEvent and replies
+	// 204 No Content.
+	PathCertificateEvent = "/v1/events/certificate"
+	// PathUpdate takes POST with an empty body and replies 202 Accepted once
+	// the update has started.
+	PathUpdate = "/v1/update"
+)
+
+// MaxBodyBytes is the largest request body the server reads; larger ones get
+// 413 Request Entity Too Large.
+const MaxBodyBytes = 64 << 10
+
+// Status describes a running program.
+type Status struct {
+	// Program is "heimwolke-agent" or "heimwolke".
+	Program string `json:"program"`
+	Version string `json:"version"`
+	// StartedAt is when the process started.
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	// DNS, Certificate and Update are reported by the agent; nil means
+	// that the program does not do that work, or has not started it.
+	DNS         *DNSStatus         `json:"dns,omitempty"`
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+	Update      *UpdateStatus      `json:"update,omitempty"`
+}
+
+// DNSStatus is the state of the dynamic DNS updates.
+type DNSStatus struct {
+	Provider string `json:"provider,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// IPv4 and IPv6 are the addresses last published, empty when none.
+	IPv4 string `json:"ipv4,omitempty"`
+	IPv6 string `json:"ipv6,omitempty"`
+	// LastUpdate is when the provider last accepted an update.
+	LastUpdate time.Time `json:"last_update,omitzero"`
+	// LastError describes the last failed update, empty after a success.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// CertificateStatus is the state of the TLS certificate.
+type CertificateStatus struct {
+	Names       []string  `json:"names,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	LastRenewal time.Time `json:"last_renewal,omitzero"`
+	// LastError describes the last failed renewal, empty after a success.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// UpdateState is a step of an over-the-air update.
+type UpdateState string
+
+// Update states.
+const (
+	UpdateIdle        UpdateState = "idle"
+	UpdateChecking    UpdateState = "checking"
+	UpdateDownloading UpdateState = "downloading"
+	UpdateInstalling  UpdateState = "installing"
+	UpdateRebooting   UpdateState = "rebooting"
+	UpdateFailed      UpdateState = "failed"
+)
+
+// UpdateStatus is the state of the over-the-air updates.
+type UpdateStatus struct {
+	State UpdateState `json:"state,omitempty"`
+	// AvailableVersion is a newer version that was found, empty when none.
+	AvailableVersion string    `json:"available_version,omitempty"`
+	LastCheck        time.Time `json:"last_check,omitzero"`
+	// LastError describes the last failed update, empty after a success.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// CertificateEvent is the notice that the agent wrote a new certificate, so
+// that heimwolke's services load it without a restart.
+type CertificateEvent struct {
+	// Names are the DNS names that the certificate covers.
+	Names []string `json:"names"`
+	// CertFile and KeyFile are absolute paths of the PEM certificate chain
+	// and private key.
+	CertFile string    `json:"cert_file"`
+	KeyFile  string    `json:"key_file"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Validate reports every missing or invalid field of e.
+func (e CertificateEvent) Validate() error {
+	var problems []Problem
+	if len(e.Names) == 0 {
+		problems = append(problems, Problem{"names", "missing: list the DNS names the certificate covers"})
+	}
+	for i, name := range e.Names {
+		if err := checkDomainName(name); err != nil {
+			problems = append(problems, Problem{fmt.Sprintf("names[%d]", i), err.Error()})
+		}
+	}
+	problems = appendPathProblem(problems, "cert_file", e.CertFile)
+	problems = appendPathProblem(problems, "key_file", e.KeyFile)
+	if e.NotAfter.IsZero() {
+		problems = append(problems, Problem{"not_after", "missing: give the certificate's expiry time"})
+	}
+	return newValidationError(problems)
+}
+
+// Machine-readable error codes in Error.Code.
+const (
+	CodeBadRequest        = "bad_request"
+	CodeBadJSON           = "bad_json"
+	CodeUnsupportedSchema = "unsupported_schema_version"
+	CodeInvalid           = "invalid"
+	CodeBodyTooLarge      = "body_too_large"
+	CodeNotFound          = "not_found"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeBusy              = "busy"
+	CodeInternal          = "internal"
+)
+
+// Error is an error response of the API: the HTTP status and the JSON body.
+// The client returns it for every status of 400 and above, and handlers may
+// return one to choose the status themselves.
+type Error struct {
+	StatusCode int    `json:"-"`
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	// Field names the JSON field at fault, as a dotted path such as
+	// "updates.hour", when there is one.
+	Field string `json:"field,omitempty"`
+	// Problems lists every invalid field when Code is CodeInvalid.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("control: %d %s: %s", e.StatusCode, e.Code, e.Message)
+	if e.Field != "" {
+		msg += " (field " + e.Field + ")"
+	}
+	return msg
+}
+
+// ErrBusy is returned by handlers that cannot start the requested work now,
+// for example an update while one is running. The server replies 409
+// Conflict.
+var ErrBusy = errors.New("busy")
+
+// Problem is one invalid field.
+type Problem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every invalid field of a message. The server replies
+// 422 Unprocessable Entity with the list.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Message
+	}
+	return "invalid fields: " + strings.Join(parts, "; ")
+}
+
+func newValidationError(problems []Problem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: problems}
+}
