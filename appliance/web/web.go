@@ -1,6 +1,7 @@
-// Package web serves the box's HTTP front door on port 80: the first-boot page
-// that greets the household in German or English, and the health endpoint
-// that tests and the agent poll. The setup wizard replaces the page later.
+// Package web serves the box's HTTP front door on port 80: the health
+// endpoint that tests and the agent poll, and either the web interface (the
+// setup wizard and the login) or, without one, a first-boot page that greets
+// the household in German or English.
 package web
 
 import (
@@ -27,9 +28,12 @@ type Options struct {
 	DataDir string
 	// Logger receives one line per rejected request; nil means slog.Default().
 	Logger *slog.Logger
+	// UI serves every path except /healthz, behind the per-source rate
+	// limit. Nil means the first-boot page on / and 404 elsewhere.
+	UI http.Handler
 }
 
-// Handler serves the first-boot page and /healthz.
+// Handler serves /healthz and the web interface or the first-boot page.
 type Handler struct {
 	opts    Options
 	catalog i18n.Catalog
@@ -53,8 +57,12 @@ func New(opts Options) *Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	h.mux.HandleFunc("GET /{$}", h.firstBoot)
 	h.mux.HandleFunc("GET /healthz", h.health)
+	if opts.UI != nil {
+		h.mux.Handle("/", opts.UI)
+		return h
+	}
+	h.mux.HandleFunc("GET /{$}", h.firstBoot)
 	h.mux.HandleFunc("/", h.notFound)
 	return h
 }

@@ -100,3 +100,20 @@ func TestStatusRSS(t *testing.T) {
 		t.Errorf("statusRSS = %d, %v; want %d, true", got, ok, 12288*1024)
 	}
 }
+
+func TestUIServesAllButHealth(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ui " + r.URL.Path))
+	})
+	h := New(Options{Version: "v", DataDir: t.TempDir(), UI: ui})
+	for _, path := range []string{"/", "/setup/owner", "/nope"} {
+		resp, body := get(t, h, path, "")
+		if resp.StatusCode != http.StatusOK || body != "ui "+path {
+			t.Errorf("GET %s: status %d body %q, want 200 %q", path, resp.StatusCode, body, "ui "+path)
+		}
+	}
+	resp, body := get(t, h, "/healthz", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
+		t.Errorf("GET /healthz: status %d body %q, want the health report", resp.StatusCode, body)
+	}
+}

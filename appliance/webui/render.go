@@ -78,6 +78,11 @@ type page struct {
 	// Data holds what the page shows beyond the above.
 	Data any
 
+	// Version is the software version for the footer, empty where the
+	// page is public: it stays off the login page, which the internet
+	// reaches once the box has a certificate.
+	Version string
+
 	catalog i18n.Catalog
 }
 
@@ -166,6 +171,7 @@ func (h *Handler) newPage(v *visit, title string) *page {
 	p := &page{Lang: v.lang, Title: title, CSRF: h.csrfToken(v), catalog: h.catalog}
 	if v.session != nil {
 		p.User = &v.session.User
+		p.Version = h.version
 	}
 	return p
 }

@@ -44,6 +44,10 @@ type Options struct {
 
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+
+	// Version is the software version that the wizard and the member page
+	// show in their footer.
+	Version string
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -53,6 +57,7 @@ type Handler struct {
 	limiter  *authlimit.Limiter
 	log      *slog.Logger
 	now      func() time.Time
+	version  string
 	catalog  i18n.Catalog
 	pages    pageTemplates
 	mux      *http.ServeMux
@@ -95,6 +100,7 @@ func New(opts Options) (*Handler, error) {
 		limiter:  opts.Limiter,
 		log:      opts.Logger,
 		now:      opts.Now,
+		version:  opts.Version,
 		catalog:  i18n.MustLoad(),
 		pages:    pages,
 		mux:      http.NewServeMux(),

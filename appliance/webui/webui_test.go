@@ -55,7 +55,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { setup.Close() })
 
-	h, err := New(Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: logger})
+	h, err := New(Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: logger, Version: "v1.2.3-test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ func (h *Handler) wizardPage(v *visit, lang string, step int) *page {
 	p := h.newPage(v, wizardSteps[step].Title)
 	p.Lang = lang
 	p.Step = &wizardProgress{Number: step + 1, Total: len(wizardSteps)}
+	p.Version = h.version
 	return p
 }
 
@@ -83,6 +84,8 @@ func (h *Handler) languageStep(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) renderLanguageStep(w http.ResponseWriter, v *visit, d draft, status int, errs formErrors) {
 	p := h.wizardPage(v, d.Lang, stepLanguage)
+	// The first page greets the household, as the first-boot page did.
+	p.Title = "firstboot.title"
 	p.Errors = errs
 	p.Data = languageOptions(d.Lang)
 	h.render(w, status, "setup_language", p)

@@ -81,6 +81,24 @@ func TestWizardLanguageFromAcceptLanguage(t *testing.T) {
 	wantBody(t, res, `<html lang="en">`, "Step 2 of 4", "Login name")
 }
 
+// TestWizardFirstPageGreets guards what the whole-box test reads after the
+// first boot: the welcome title in both languages and the version.
+func TestWizardFirstPageGreets(t *testing.T) {
+	env := newTestEnv(t)
+	for _, tt := range []struct{ accept, title string }{
+		{"en", "Welcome to your Heimwolke"},
+		{"de-DE,de;q=0.9", "Willkommen bei Deiner Heimwolke"},
+	} {
+		b := newBrowser(t, env.h, lanAddr)
+		b.acceptLanguage = tt.accept
+		wantRedirect(t, b.get("/"), "/setup")
+		wantRedirect(t, b.get("/setup"), "/setup/language")
+		res := b.get("/setup/language")
+		wantStatus(t, res, http.StatusOK)
+		wantBody(t, res, "<h1>"+tt.title+"</h1>", `<span id="version">v1.2.3-test</span>`)
+	}
+}
+
 func TestWizardLanguageRejectsUnknown(t *testing.T) {
 	env := newTestEnv(t)
 	b := newBrowser(t, env.h, lanAddr)

@@ -1,5 +1,6 @@
 // Command heimwolke serves everything the household uses from one process: for
-// now the first-boot page and the health endpoint on port 80.
+// now the setup wizard, the login and the member page, and the health
+// endpoint on port 80.
 package main
 
 import (
@@ -11,18 +12,23 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/heimwolke/heimwolke/appliance/web"
+	"github.com/heimwolke/heimwolke/appliance/webui"
+	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/authlimit"
 	"github.com/heimwolke/heimwolke/packages/logging"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
 
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
-	httpAddr := flag.String("http", ":80", "address for the first-boot page and health endpoint (host:port)")
+	httpAddr := flag.String("http", ":80", "address for the web interface and health endpoint (host:port)")
 	dataDir := flag.String("data", "/perm/heimwolke", "folder for the box's persistent data")
+	dbPath := flag.String("db", "", "SQLite database with the accounts and settings, created if missing (default heimwolke.db in the -data folder, /perm/heimwolke/heimwolke.db on the box)")
 	logConsole := flag.Bool("log-console", false, "copy log lines to /dev/console (the box's serial console)")
 	debug := flag.Bool("debug", false, "log every request")
 	flag.Parse()
@@ -37,24 +43,36 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := logging.Setup("heimwolke", level, *logConsole)
-	if err := run(*httpAddr, *dataDir, log); err != nil {
+	if *dbPath == "" {
+		// Derived from -data, so that "make run" with a local -data folder
+		// keeps its database there too.
+		*dbPath = filepath.Join(*dataDir, "heimwolke.db")
+	}
+	if err := run(*httpAddr, *dataDir, *dbPath, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(httpAddr, dataDir string, log *slog.Logger) error {
-	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir)
+func run(httpAddr, dataDir, dbPath string, log *slog.Logger) error {
+	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		// The page still works without its data folder, and the health
-		// report then leaves out the storage figures.
+		// Not fatal here: openUI fails too if the database is in this
+		// folder, and the health report leaves out the storage figures.
 		log.Error("creating data folder", "path", dataDir, "err", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	srv := web.NewServer(httpAddr, web.New(web.Options{Version: version.Version, DataDir: dataDir, Logger: log}), log)
+	ui, closeStores, err := openUI(ctx, dbPath, log)
+	if err != nil {
+		return err
+	}
+	defer closeStores()
+
+	handler := web.New(web.Options{Version: version.Version, DataDir: dataDir, Logger: log, UI: ui})
+	srv := web.NewServer(httpAddr, handler, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", httpAddr)
@@ -71,4 +89,39 @@ func run(httpAddr, dataDir string, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// openUI opens the database at dbPath and returns the web interface on it,
+// and the function that closes the database. One login throttle serves the
+// accounts and the interface, so both count the same addresses as LAN.
+func openUI(ctx context.Context, dbPath string, log *slog.Logger) (http.Handler, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("creating database folder: %w", err)
+	}
+	limiter := authlimit.New(authlimit.Config{})
+	store, err := accounts.Open(ctx, dbPath, accounts.Options{Logger: log, Limiter: limiter})
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening database: %w", err)
+	}
+	setup, err := webui.OpenSetupState(ctx, dbPath)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("opening database: %w", err)
+	}
+	closeStores := func() {
+		if err := setup.Close(); err != nil {
+			log.Error("closing setup state", "err", err)
+		}
+		if err := store.Close(); err != nil {
+			log.Error("closing accounts database", "err", err)
+		}
+	}
+
+	ui, err := webui.New(webui.Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: log, Version: version.Version})
+	if err != nil {
+		closeStores()
+		return nil, nil, err
+	}
+	log.Info("database open", "path", dbPath, "setup_complete", setup.Complete())
+	return ui, closeStores, nil
 }
