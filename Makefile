@@ -23,10 +23,10 @@ build:
 image: build
 	$(BIN)/heimwolke-image build --target $(TARGET) --out $(OUT)
 
-## vm: build the VM_TARGET image and boot it under QEMU
+## vm: build the VM_TARGET image and boot it under QEMU, discarding the box's writes at the end
 vm: build
 	$(BIN)/heimwolke-image build --target $(VM_TARGET) --out $(VM_IMAGE)
-	$(BIN)/heimwolke-image vm --target $(VM_TARGET) --image $(VM_IMAGE)
+	$(BIN)/heimwolke-image vm --snapshot --target $(VM_TARGET) --image $(VM_IMAGE)
 
 ## run: start heimwolke and heimwolke-agent on this machine, first-boot page on http://127.0.0.1:8080/
 run: build

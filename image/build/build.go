@@ -55,10 +55,18 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Out == "" {
 		return nil, fmt.Errorf("no output file given: pass --out FILE")
 	}
+	if st, err := os.Stat(opts.Out); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("output %s is a folder: name the image file, e.g. %s", opts.Out, filepath.Join(opts.Out, "heimwolke-"+tg.Name+".img"))
+	}
+	if st, err := os.Stat(filepath.Dir(opts.Out)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("folder %s for the output does not exist: create it first", filepath.Dir(opts.Out))
+	}
 	if opts.SourceDir == "" {
 		if opts.SourceDir, err = FindSourceDir("."); err != nil {
 			return nil, err
 		}
+	} else if err := checkSourceDir(opts.SourceDir); err != nil {
+		return nil, err
 	}
 	if opts.Version == "" {
 		opts.Version = SourceVersion(ctx, opts.SourceDir)

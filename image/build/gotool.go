@@ -70,6 +70,16 @@ func moduleDir(ctx context.Context, srcDir, mod string) (string, error) {
 	return info.Dir, nil
 }
 
+// checkSourceDir reports whether dir is the root of the Heimwolke source
+// tree.
+func checkSourceDir(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil || !bytes.Contains(b, []byte("module github.com/heimwolke/heimwolke\n")) {
+		return fmt.Errorf("%s is not the Heimwolke source tree (no go.mod of github.com/heimwolke/heimwolke there): pass the repository's top folder", dir)
+	}
+	return nil
+}
+
 // FindSourceDir returns the root of the Heimwolke module containing dir.
 func FindSourceDir(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)

@@ -23,7 +23,7 @@ func TestArgsAMD64(t *testing.T) {
 	got := cfg.args(AccelTCG, "/usr/bin/nc")
 	want := []string{
 		"-nodefaults", "-no-user-config", "-display", "none",
-		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
+		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
 		"-kernel", "/k/vmlinuz", "-append", "root=PARTUUID=1a2b3c4d-02 console=ttyS0",
 		"-no-reboot",
 		"-serial", "stdio",

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,8 +34,15 @@ Usage:
 Run "heimwolke-image VERB -h" for the options of a verb.
 `
 
-// errUsage marks errors that are the caller's wording; main prints the usage.
-var errUsage = errors.New("usage")
+// usageError is a mistake in the command line; main prints it with a hint
+// to the verb's help.
+type usageError struct{ verb, msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(verb, format string, args ...any) error {
+	return &usageError{verb: verb, msg: fmt.Sprintf(format, args...)}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,17 +51,25 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		fmt.Fprintf(os.Stderr, "heimwolke-image: %v\n", err)
-		if errors.Is(err, errUsage) {
-			fmt.Fprint(os.Stderr, "\n"+usage)
+		var ue *usageError
+		switch {
+		case errors.As(err, &ue) && ue.verb != "":
+			fmt.Fprintf(os.Stderr, "heimwolke-image %s: %v\nRun \"heimwolke-image %s -h\" for its options.\n", ue.verb, err, ue.verb)
+			os.Exit(2)
+		case errors.As(err, &ue):
+			fmt.Fprintf(os.Stderr, "heimwolke-image: %v\n\n%s", err, usage)
+			os.Exit(2)
+		case errors.Is(err, errFlags):
+			os.Exit(2) // the flag package has printed the problem
 		}
+		fmt.Fprintf(os.Stderr, "heimwolke-image: %v\n", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("no verb given: %w", errUsage)
+		return usagef("", "no verb given")
 	}
 	verb, rest := args[0], args[1:]
 	switch verb {
@@ -70,7 +86,19 @@ func run(ctx context.Context, args []string) error {
 		fmt.Print(usage)
 		return nil
 	}
-	return fmt.Errorf("unknown verb %q: %w", verb, errUsage)
+	return usagef("", "unknown verb %q", verb)
+}
+
+// errFlags means the flag package rejected the command line and has already
+// printed why.
+var errFlags = errors.New("invalid flags")
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return errFlags
 }
 
 func runBuild(ctx context.Context, args []string) error {
@@ -79,14 +107,14 @@ func runBuild(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "image file to write (required)")
 	src := fs.String("src", "", "Heimwolke source tree (default: the repository containing the working folder)")
 	ver := fs.String("version", "", "version to stamp into the programs (default: git describe of the source tree)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("build: unexpected argument %q: %w", fs.Arg(0), errUsage)
+		return usagef("build", "unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
-		return fmt.Errorf("build: --out FILE is required: %w", errUsage)
+		return usagef("build", "--out FILE is required")
 	}
 	_, err := build.Build(ctx, build.Options{
 		Target:    *target,
@@ -103,14 +131,17 @@ func runFlash(ctx context.Context, args []string) error {
 	image := fs.String("image", "", "image file to write (required)")
 	device := fs.String("device", "", "whole card device, e.g. /dev/sdb or /dev/mmcblk0 (required)")
 	yes := fs.Bool("yes", false, "write without asking")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("flash: unexpected argument %q: %w", fs.Arg(0), errUsage)
+		return usagef("flash", "unexpected argument %q", fs.Arg(0))
 	}
-	if *image == "" || *device == "" {
-		return fmt.Errorf("flash: --image FILE and --device DEV are required: %w", errUsage)
+	if *image == "" {
+		return usagef("flash", "--image FILE is required")
+	}
+	if *device == "" {
+		return usagef("flash", "--device DEV is required: name the whole card, e.g. /dev/sdb (lsblk lists the disks)")
 	}
 	return flash.Flash(ctx, flash.Options{
 		Image:  *image,
@@ -129,17 +160,17 @@ func runVM(ctx context.Context, args []string) error {
 	offset := fs.Int("port-offset", 10000, "host port = box port + offset, on 127.0.0.1 (0: pick free ports)")
 	memory := fs.Int("memory", 1024, "guest memory in MiB")
 	snapshot := fs.Bool("snapshot", false, "discard the box's writes when QEMU stops, leaving the image unchanged")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("vm: unexpected argument %q: %w", fs.Arg(0), errUsage)
+		return usagef("vm", "unexpected argument %q", fs.Arg(0))
 	}
 	if *image == "" {
-		return fmt.Errorf("vm: --image FILE is required: %w", errUsage)
+		return usagef("vm", "--image FILE is required")
 	}
 	if *target != qemu.TargetAMD64 && *target != qemu.TargetARM64 {
-		return fmt.Errorf("vm: target %q cannot run as a virtual machine: use amd64 or arm64", *target)
+		return usagef("vm", "target %q cannot run as a virtual machine: use amd64 or arm64", *target)
 	}
 
 	dir, err := os.MkdirTemp("", "heimwolke-vm-")
@@ -151,8 +182,14 @@ func runVM(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if boot.GOARCH != *target {
+		return fmt.Errorf("%s holds a linux/%s kernel: use --target %s", *image, boot.GOARCH, boot.GOARCH)
+	}
 	forwards, err := qemu.DefaultForwards(*offset)
 	if err != nil {
+		return err
+	}
+	if err := checkPortsFree(forwards); err != nil {
 		return err
 	}
 	vm, err := qemu.Start(ctx, qemu.Config{
@@ -178,5 +215,26 @@ func runVM(ctx context.Context, args []string) error {
 	if ctx.Err() != nil {
 		return nil // stopped with Ctrl-C
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// QEMU runs with -no-reboot, so it ends by itself only when the box
+	// rebooted or its kernel panicked.
+	return errors.New("the box stopped by itself (a reboot or a kernel panic): the console output above shows why")
+}
+
+// checkPortsFree reports a host port that another program already uses,
+// before QEMU fails on it with a long message.
+func checkPortsFree(forwards []qemu.Forward) error {
+	for _, f := range forwards {
+		if f.HostPort == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", f.HostPort))
+		if err != nil {
+			return fmt.Errorf("port %d on 127.0.0.1 (for box port %d) is in use: choose another --port-offset, or 0 for free ports", f.HostPort, f.GuestPort)
+		}
+		ln.Close()
+	}
+	return nil
 }
