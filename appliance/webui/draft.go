@@ -34,7 +34,9 @@ type draft struct {
 
 // person is an account that the wizard will create.
 type person struct {
-	Name        string // normalized login name
+	// Name is the login name, normalized once it is valid and as typed
+	// before, so that a rejected form shows what was typed.
+	Name        string
 	DisplayName string
 	Language    string
 
@@ -47,7 +49,7 @@ func (p person) HasPassword() bool { return p.password != "" }
 
 // ownerReady reports whether the owner step has everything apply needs.
 func (d *draft) ownerReady() bool {
-	return d.Owner.Name != "" && d.Owner.password != ""
+	return loginNameProblem(d.Owner.Name) == "" && d.Owner.password != ""
 }
 
 // draftStore keeps the wizard drafts in memory, keyed by visitor cookie.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
 )
@@ -125,11 +126,10 @@ func (h *Handler) saveOwnerStep(w http.ResponseWriter, r *http.Request) {
 	v := visitOf(r)
 	d := h.draftOf(r)
 	f := r.PostForm
-	d.Owner.Name = normalizeLoginName(f.Get("name"))
 	d.Owner.DisplayName = normalizeDisplayName(f.Get("display_name"))
 
 	var errs formErrors
-	h.checkLoginName(&errs, d.Lang, d.Owner.Name, d.Members, -1)
+	d.Owner.Name = h.checkLoginName(&errs, d.Lang, f.Get("name"), d.Members)
 	h.checkDisplayName(&errs, d.Lang, d.Owner.DisplayName)
 	h.takePassword(&errs, d.Lang, &d.Owner, f.Get("password"), f.Get("password2"))
 	h.drafts.put(v.visitor, d)
@@ -141,20 +141,23 @@ func (h *Handler) saveOwnerStep(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, wizardSteps[stepMembers].Path, http.StatusSeeOther)
 }
 
-// checkLoginName adds the problem of a normalized login name to errs,
-// including a name that another person of the draft has: the owner when
-// the name is a member's, and the members except the one at index skip.
-func (h *Handler) checkLoginName(errs *formErrors, lang, name string, members []person, skip int) {
+// checkLoginName adds the problem of the login name typed to errs,
+// including a name that one of others has. It returns the normalized name
+// when it is valid, and the name as typed, without surrounding spaces,
+// when it is not.
+func (h *Handler) checkLoginName(errs *formErrors, lang, typed string, others []person) string {
+	name := normalizeLoginName(typed)
 	if key := loginNameProblem(name); key != "" {
 		errs.add("name", h.t(lang, key, "n", len(name)))
-		return
+		return strings.TrimSpace(typed)
 	}
-	for i, m := range members {
-		if i != skip && m.Name == name {
+	for _, o := range others {
+		if o.Name == name {
 			errs.add("name", h.t(lang, "validate.name.taken", "name", name))
-			return
+			return name
 		}
 	}
+	return name
 }
 
 func (h *Handler) checkDisplayName(errs *formErrors, lang, displayName string) {
@@ -246,14 +249,13 @@ func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 	}
 
 	m := d.NewMember
-	m.Name = normalizeLoginName(f.Get("name"))
 	m.DisplayName = normalizeDisplayName(f.Get("display_name"))
 	m.Language = f.Get("language")
 	var errs formErrors
 	if len(d.Members) >= maxMembers {
 		errs.add("name", h.t(d.Lang, "validate.members.limit", "n", maxMembers))
 	}
-	h.checkLoginName(&errs, d.Lang, m.Name, append([]person{d.Owner}, d.Members...), -1)
+	m.Name = h.checkLoginName(&errs, d.Lang, f.Get("name"), append([]person{d.Owner}, d.Members...))
 	h.checkDisplayName(&errs, d.Lang, m.DisplayName)
 	if m.Language != "de" && m.Language != "en" {
 		errs.add("language", h.t(d.Lang, "validate.language"))

@@ -170,12 +170,15 @@ func TestWizardDraftSurvivesReload(t *testing.T) {
 	res := b.submit("/setup/owner", "/setup/owner", form(
 		"name", "Anna M", "display_name", "Anna Müller", "password", ownerPassword, "password2", ownerPassword))
 	wantStatus(t, res, http.StatusUnprocessableEntity)
-	wantBody(t, res, `value="anna m"`, `value="Anna Müller"`, "Ein Passwort ist gespeichert")
+	wantBody(t, res, `value="Anna M"`, `value="Anna Müller"`, "Das eingegebene Passwort ist vorgemerkt")
 	wantNotInBody(t, res, ownerPassword)
+
+	// The invalid name does not count as a finished owner step.
+	wantRedirect(t, b.get("/setup/summary"), "/setup/owner")
 
 	reloaded := b.get("/setup/owner")
 	wantStatus(t, reloaded, http.StatusOK)
-	wantBody(t, reloaded, `value="anna m"`, `value="Anna Müller"`, "Ein Passwort ist gespeichert")
+	wantBody(t, reloaded, `value="Anna M"`, `value="Anna Müller"`, "Das eingegebene Passwort ist vorgemerkt")
 	wantNotInBody(t, reloaded, ownerPassword)
 
 	// Fixing the name alone completes the step with the kept password.
@@ -187,7 +190,7 @@ func TestWizardDraftSurvivesReload(t *testing.T) {
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantBody(t, res, "Den Anmeldenamen anna gibt es schon")
 	reloaded = b.get("/setup/members")
-	wantBody(t, reloaded, `value="Zweite Anna"`, `<option value="en" lang="en" selected>`, "Ein Passwort ist gespeichert")
+	wantBody(t, reloaded, `value="Zweite Anna"`, `<option value="en" lang="en" selected>`, "Das eingegebene Passwort ist vorgemerkt")
 
 	// Another browser on the LAN does not see the draft.
 	other := newBrowser(t, env.h, otherLANAddr)
