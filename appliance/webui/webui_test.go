@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/authlimit"
@@ -42,7 +43,10 @@ func newTestEnv(t *testing.T) *testEnv {
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "heimwolke.db")
 	logger := slog.New(slog.DiscardHandler)
-	limiter := authlimit.New(authlimit.Config{})
+	// The throttle's clock stands still, so that a wait never runs out
+	// while a slow machine runs a brute-force test.
+	start := time.Now()
+	limiter := authlimit.New(authlimit.Config{Now: func() time.Time { return start }})
 
 	store, err := accounts.Open(ctx, dbPath, accounts.Options{Logger: logger, Limiter: limiter, Argon2: cheapArgon2})
 	if err != nil {
