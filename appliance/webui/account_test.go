@@ -26,9 +26,9 @@ func TestAppPasswordShownOnce(t *testing.T) {
 		t.Fatalf("got %d to %q, want 303 to /account?created=…", res.status, res.header.Get("Location"))
 	}
 	// A browser does not send the fragment.
-	shown, _, _ := strings.Cut(res.header.Get("Location"), "#")
+	secretPage, _, _ := strings.Cut(res.header.Get("Location"), "#")
 
-	res = b.get(shown)
+	res = b.get(secretPage)
 	wantStatus(t, res, http.StatusOK)
 	m := secretPattern.FindStringSubmatch(res.body)
 	if m == nil {
@@ -38,7 +38,7 @@ func TestAppPasswordShownOnce(t *testing.T) {
 	wantBody(t, res, "Dein neues App-Passwort für Thunderbird auf dem Laptop", "nur dieses eine Mal angezeigt")
 
 	// Reloading the page shows the name only.
-	for _, path := range []string{shown, "/account"} {
+	for _, path := range []string{secretPage, "/account"} {
 		res = b.get(path)
 		wantNotInBody(t, res, secret, "app-password-secret")
 		wantBody(t, res, "Thunderbird auf dem Laptop", "E-Mail, Kalender, Kontakte, Dateien", "noch nie")
@@ -47,7 +47,7 @@ func TestAppPasswordShownOnce(t *testing.T) {
 	// Another user cannot take the secret either.
 	ben := newBrowser(t, env.h, otherLANAddr)
 	logIn(t, ben, "ben", memberPassword)
-	wantNotInBody(t, ben.get(shown), "app-password-secret")
+	wantNotInBody(t, ben.get(secretPage), "app-password-secret")
 
 	ctx := context.Background()
 	lan := netip.MustParseAddr("192.168.1.20")

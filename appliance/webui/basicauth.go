@@ -52,7 +52,7 @@ func BasicAuth(opts BasicAuthOptions, next http.Handler) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	// RFC 7617 section 2.1: charset="UTF-8" asks the client to encode the
+	// RFC 7617 section 2.1: with charset="UTF-8", the client encodes the
 	// user name and password in UTF-8.
 	challenge := `Basic realm="` + opts.Realm + `", charset="UTF-8"`
 

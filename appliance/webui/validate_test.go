@@ -11,9 +11,9 @@ import (
 )
 
 // FuzzRulesAgreeWithAccounts guards the copies of the accounts package's
-// rules in validate.go: a value that the form accepts must be accepted by
-// the store, or the wizard would pass a step and then fail at apply, and a
-// value that the form rejects must be rejected by the store too.
+// rules in validate.go. A value that the form accepts must be accepted by
+// the store, or the wizard would pass a step and then fail at apply. A value
+// that the form rejects must be rejected by the store too.
 func FuzzRulesAgreeWithAccounts(f *testing.F) {
 	seeds := []struct{ name, displayName, password string }{
 		{"anna", "Anna Müller", "korrekt pferd batterie"},

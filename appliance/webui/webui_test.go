@@ -43,8 +43,8 @@ func newTestEnv(t *testing.T) *testEnv {
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "heimwolke.db")
 	logger := slog.New(slog.DiscardHandler)
-	// The throttle's clock stands still, so that a wait never runs out
-	// while a slow machine runs a brute-force test.
+	// The throttle's clock is frozen, so that a wait never runs out while
+	// a slow machine runs a brute-force test.
 	start := time.Now()
 	limiter := authlimit.New(authlimit.Config{Now: func() time.Time { return start }})
 
