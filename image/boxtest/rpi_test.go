@@ -206,26 +206,49 @@ func TestRPiBootsOnRaspi3b(t *testing.T) {
 	// the console shows anything, so the test keeps the driver from loading.
 	cmdline += " initcall_blacklist=bcm2835_wdt_driver_init"
 
+	cfg := qemu.Config{Target: qemu.TargetRPi, Disk: disk, Kernel: boot.Kernel, Cmdline: cmdline, DTB: dtb}
+	want := "heimwolke-init " + sourceVersion(t) + ": starting"
+	// NOTE: once, in a full test run on a loaded two-core machine, QEMU's
+	// raspi3b printed nothing at all for five minutes, while the same image
+	// booted in 14 s alone. A boot whose console stays empty for a minute
+	// is therefore tried once more; a kernel that prints but never reaches
+	// our init still fails.
+	for attempt := 1; ; attempt++ {
+		silent, err := bootRaspi3b(t, cfg, want)
+		if err == nil {
+			return
+		}
+		if !silent || attempt == 2 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; booting once more", attempt, err)
+	}
+}
+
+// bootRaspi3b boots cfg and waits for want on the console. silent reports
+// that the console stayed empty for the first minute.
+func bootRaspi3b(t *testing.T, cfg qemu.Config, want string) (silent bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
-	vm, err := qemu.Start(ctx, qemu.Config{
-		Target:  qemu.TargetRPi,
-		Disk:    disk,
-		Kernel:  boot.Kernel,
-		Cmdline: cmdline,
-		DTB:     dtb,
-	})
+	vm, err := qemu.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("starting QEMU: %v", err)
 	}
-	t.Cleanup(func() { vm.Stop() })
-	logConsoleOnFailure(t, vm)
+	defer vm.Stop()
 	start := time.Now()
-	want := "heimwolke-init " + sourceVersion(t) + ": starting"
+
+	firstLine, cancelFirst := context.WithTimeout(ctx, time.Minute)
+	defer cancelFirst()
+	if err := vm.WaitConsole(firstLine, "Linux version"); err != nil {
+		return len(vm.ConsoleOutput()) == 0, err
+	}
 	if err := vm.WaitConsole(ctx, want); err != nil {
-		t.Fatal(err)
+		out := vm.ConsoleOutput()
+		t.Logf("serial console (last 16 KiB):\n%s", out[max(0, len(out)-16<<10):])
+		return false, err
 	}
 	t.Logf("raspi3b: %q after %.1fs", want, time.Since(start).Seconds())
+	return false, nil
 }
 
 // TestBuildIsReproducible builds the rpi image a second time and compares
