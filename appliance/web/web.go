@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -38,9 +39,11 @@ type Handler struct {
 	opts    Options
 	catalog i18n.Catalog
 	limiter *ratelimit.Limiter
-	log     *slog.Logger
-	mux     *http.ServeMux
-	nextID  atomic.Uint64
+	// logLimiter keeps a flood of rejected requests from flooding the log.
+	logLimiter *ratelimit.Limiter
+	log        *slog.Logger
+	mux        *http.ServeMux
+	nextID     atomic.Uint64
 }
 
 // New returns the handler.
@@ -50,9 +53,10 @@ func New(opts Options) *Handler {
 		catalog: i18n.MustLoad(),
 		// 20 requests per second per source address, bursts of 50: far above
 		// what a person with a browser needs.
-		limiter: ratelimit.New(20, 50, 10000),
-		log:     opts.Logger,
-		mux:     http.NewServeMux(),
+		limiter:    ratelimit.New(20, 50, 10000),
+		logLimiter: ratelimit.New(1.0/60, 1, 10000),
+		log:        opts.Logger,
+		mux:        http.NewServeMux(),
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -74,9 +78,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host = r.RemoteAddr
 	}
 	if !h.limiter.Allow(host) {
-		h.log.Info("request rate limited", "request_id", id, "remote", host, "path", r.URL.Path)
+		if h.logLimiter.Allow(host) {
+			h.log.Info("request rate limited; further ones from this address within a minute are not logged", "request_id", id, "remote", host, "path", r.URL.Path)
+		}
+		lang := i18n.Negotiate(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		w.Header().Set("Content-Language", lang)
+		http.Error(w, h.catalog.T(lang, "error.rate_limited"), http.StatusTooManyRequests)
 		return
 	}
 	h.log.Debug("request", "request_id", id, "remote", host, "method", r.Method, "path", r.URL.Path)
@@ -149,7 +157,16 @@ type Storage struct {
 }
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
-	report := Health{Status: "ok", Version: h.opts.Version, Time: time.Now().UTC(), Processes: programMemory()}
+	report := Health{Status: "ok", Version: h.opts.Version, Time: time.Now().UTC()}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !fromLAN(r) {
+		// Sizes, paths and process ids are for the household, not for
+		// whoever reaches the box from the internet.
+		json.NewEncoder(w).Encode(report)
+		return
+	}
+	report.Processes = programMemory()
 	var st unix.Statfs_t
 	if err := unix.Statfs(h.opts.DataDir, &st); err == nil {
 		report.Storage = &Storage{
@@ -160,9 +177,18 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.log.Warn("measuring data folder", "path", h.opts.DataDir, "err", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(report)
+}
+
+// fromLAN reports whether the request comes from a loopback, private
+// (including IPv6 ULA) or link-local address.
+func fromLAN(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast()
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {

@@ -49,7 +49,13 @@ func TestFirstBootPageLanguages(t *testing.T) {
 
 func TestHealthReportsVersionAndStorage(t *testing.T) {
 	h := New(Options{Version: "v9", DataDir: t.TempDir()})
-	resp, body := get(t, h, "/healthz", "")
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	req.RemoteAddr = "192.168.178.20:50000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, want 200", resp.StatusCode)
 	}
@@ -115,5 +121,38 @@ func TestUIServesAllButHealth(t *testing.T) {
 	resp, body := get(t, h, "/healthz", "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
 		t.Errorf("GET /healthz: status %d body %q, want the health report", resp.StatusCode, body)
+	}
+}
+
+func TestHealthHidesDetailsFromInternet(t *testing.T) {
+	h := New(Options{Version: "v9", DataDir: t.TempDir()})
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	req.RemoteAddr = "203.0.113.5:40000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var report Health
+	if err := json.NewDecoder(rec.Result().Body).Decode(&report); err != nil {
+		t.Fatal(err)
+	}
+	if report.Status != "ok" {
+		t.Errorf("status %q, want ok", report.Status)
+	}
+	if report.Storage != nil || report.Processes != nil {
+		t.Errorf("report for an internet address has storage %+v and processes %+v, want neither", report.Storage, report.Processes)
+	}
+}
+
+func TestRateLimitMessageLocalized(t *testing.T) {
+	h := New(Options{Version: "v", DataDir: t.TempDir()})
+	var body string
+	for range 200 {
+		resp, b := get(t, h, "/healthz", "de")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			body = b
+			break
+		}
+	}
+	if !strings.Contains(body, "Zu viele Anfragen") {
+		t.Errorf("429 body %q, want the German message", body)
 	}
 }

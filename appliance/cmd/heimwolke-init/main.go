@@ -24,7 +24,7 @@ import (
 var programs = [][]string{
 	{"/gokrazy/dhcp"},
 	{"/gokrazy/ntp"},
-	{"/usr/bin/heimwolke", "--log-console"},
+	{"/usr/bin/heimwolke", "--log-console", "--mdns=heimwolke"},
 	{"/usr/bin/heimwolke-agent", "--log-console"},
 }
 

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heimwolke/heimwolke/appliance/mdns"
 	"github.com/heimwolke/heimwolke/appliance/web"
 	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/accounts"
@@ -31,7 +33,12 @@ func main() {
 	dbPath := flag.String("db", "", "SQLite database with the accounts and settings, created if missing (default heimwolke.db in the -data folder, /perm/heimwolke/heimwolke.db on the box)")
 	logConsole := flag.Bool("log-console", false, "copy log lines to /dev/console (the box's serial console)")
 	debug := flag.Bool("debug", false, "log every request")
+	mdnsName := flag.String("mdns", "", "answer multicast DNS for NAME.local on the LAN (the box passes heimwolke); empty: off")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "heimwolke: unexpected argument %q; run heimwolke -h for the options\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	if *showVersion {
 		fmt.Println(version.Version)
@@ -48,13 +55,13 @@ func main() {
 		// keeps its database there too.
 		*dbPath = filepath.Join(*dataDir, "heimwolke.db")
 	}
-	if err := run(*httpAddr, *dataDir, *dbPath, log); err != nil {
+	if err := run(*httpAddr, *dataDir, *dbPath, *mdnsName, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(httpAddr, dataDir, dbPath string, log *slog.Logger) error {
+func run(httpAddr, dataDir, dbPath, mdnsName string, log *slog.Logger) error {
 	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		// Not fatal here: openUI fails too if the database is in this
@@ -73,13 +80,27 @@ func run(httpAddr, dataDir, dbPath string, log *slog.Logger) error {
 
 	handler := web.New(web.Options{Version: version.Version, DataDir: dataDir, Logger: log, UI: ui})
 	srv := web.NewServer(httpAddr, handler, log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", httpAddr)
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("listening for HTTP on %q: %w", httpAddr, err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+
+	if mdnsName != "" {
+		go func() {
+			err := mdns.Serve(ctx, mdns.Options{Hostname: mdnsName, Logger: log})
+			if err != nil && ctx.Err() == nil {
+				// The box stays reachable by its address; only the name is lost.
+				log.Error("multicast DNS stopped", "name", mdnsName+".local", "err", err)
+			}
+		}()
+	}
 
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving HTTP on %s: %w", httpAddr, err)
+		return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
