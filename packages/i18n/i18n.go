@@ -26,7 +26,9 @@ var matcher = language.NewMatcher(Languages)
 // Catalog maps a language code ("en", "de") to its messages by key.
 type Catalog map[string]map[string]string
 
-// Load reads the embedded catalogs.
+// Load reads the embedded catalogs. A file is named LANG.json or
+// AREA.LANG.json (setup.de.json); the areas of one language merge into one
+// catalog, and a key defined twice is an error.
 func Load() (Catalog, error) {
 	entries, err := catalogFiles.ReadDir("catalog")
 	if err != nil {
@@ -42,7 +44,17 @@ func Load() (Catalog, error) {
 		if err := json.Unmarshal(b, &msgs); err != nil {
 			return nil, fmt.Errorf("parsing catalog %s: %w", e.Name(), err)
 		}
-		c[strings.TrimSuffix(e.Name(), ".json")] = msgs
+		base := strings.TrimSuffix(e.Name(), ".json")
+		lang := base[strings.LastIndex(base, ".")+1:]
+		if c[lang] == nil {
+			c[lang] = map[string]string{}
+		}
+		for k, v := range msgs {
+			if _, dup := c[lang][k]; dup {
+				return nil, fmt.Errorf("catalog %s: key %q is already defined in another %s catalog file", e.Name(), k, lang)
+			}
+			c[lang][k] = v
+		}
 	}
 	return c, nil
 }
