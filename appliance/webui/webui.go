@@ -142,6 +142,10 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /account/app-passwords", h.createAppPassword)
 	h.mux.HandleFunc("POST /account/app-passwords/{id}/revoke", h.revokeAppPassword)
 
+	// Each area of the interface registers its routes in its own file.
+	h.registerAdminRoutes()
+	h.registerDeviceRoutes()
+
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
 }
