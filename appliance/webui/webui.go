@@ -145,6 +145,7 @@ func (h *Handler) routes() {
 	// Each area of the interface registers its routes in its own file.
 	h.registerAdminRoutes()
 	h.registerDeviceRoutes()
+	h.registerWebsiteRoutes()
 
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
