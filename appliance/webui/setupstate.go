@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -43,27 +41,13 @@ type SetupState struct {
 // accounts.Open uses, creating it with mode 0600 and the setup table if they
 // do not exist.
 func OpenSetupState(ctx context.Context, path string) (*SetupState, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening setup state %s: %w", path, err)
-	}
-	// Create the file ourselves, because SQLite would use the umask's mode
-	// for a file that also holds password hashes.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := sqlitedb.Open(ctx, path, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("opening setup state: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("opening setup state: %w", err)
-	}
-
-	db, err := sql.Open("sqlite", setupDSN(abs))
-	if err != nil {
-		return nil, fmt.Errorf("opening setup state %s: %w", abs, err)
-	}
-	if err := migrateSetup(ctx, db); err != nil {
+	if err := sqlitedb.Migrate(ctx, db, setupComponent, setupMigrations); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrating setup state in %s: %w", abs, err)
+		return nil, fmt.Errorf("migrating setup state in %s: %w", path, err)
 	}
 
 	s := &SetupState{db: db}
@@ -74,65 +58,9 @@ func OpenSetupState(ctx context.Context, path string) (*SetupState, error) {
 		s.complete.Store(true)
 	case !errors.Is(err, sql.ErrNoRows):
 		db.Close()
-		return nil, fmt.Errorf("reading setup state from %s: %w", abs, err)
+		return nil, fmt.Errorf("reading setup state from %s: %w", path, err)
 	}
 	return s, nil
-}
-
-// setupDSN returns the file: URI for the modernc.org/sqlite driver with the
-// settings that the accounts package uses on the same file: WAL, writes that
-// reach the disk before they return, and a 5 s wait for the write lock.
-func setupDSN(absPath string) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(absPath), RawQuery: q.Encode()}
-	return u.String()
-}
-
-// migrateSetup applies the missing migrations and the new version number in
-// one transaction.
-func migrateSetup(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-
-	_, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
-		component TEXT PRIMARY KEY,
-		version   INTEGER NOT NULL
-	) WITHOUT ROWID`)
-	if err != nil {
-		return fmt.Errorf("creating schema_versions: %w", err)
-	}
-
-	var version int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, setupComponent).Scan(&version)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if version > len(setupMigrations) {
-		return fmt.Errorf("schema version %d of %q is newer than this program's %d: run a newer Heimwolke or restore a backup",
-			version, setupComponent, len(setupMigrations))
-	}
-	if version == len(setupMigrations) {
-		return nil
-	}
-
-	for i := version; i < len(setupMigrations); i++ {
-		if _, err := tx.ExecContext(ctx, setupMigrations[i]); err != nil {
-			return fmt.Errorf("applying migration to version %d: %w", i+1, err)
-		}
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO schema_versions (component, version) VALUES (?, ?)
-		ON CONFLICT (component) DO UPDATE SET version = excluded.version`, setupComponent, len(setupMigrations))
-	if err != nil {
-		return fmt.Errorf("writing schema version: %w", err)
-	}
-	return tx.Commit()
 }
 
 // Complete reports whether the setup wizard has finished.

@@ -9,13 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/authlimit"
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -154,11 +151,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening accounts database: %w", err)
 	}
 
-	db, err := openDB(ctx, path, opts.BusyTimeout)
+	db, err := sqlitedb.Open(ctx, path, opts.BusyTimeout)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening accounts database: %w", err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := sqlitedb.Migrate(ctx, db, schemaComponent, migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating accounts database %s: %w", path, err)
 	}
@@ -182,71 +179,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // file and removes the WAL.
 func (s *Store) Close() error {
 	return s.db.Close()
-}
-
-func openDB(ctx context.Context, path string, busyTimeout time.Duration) (*sql.DB, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening accounts database %s: %w", path, err)
-	}
-
-	// Create the file ourselves, because SQLite would create it with the
-	// umask's mode, and it contains password hashes and TOTP secrets. SQLite
-	// gives the -wal and -shm files the mode of the database file.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening accounts database: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("opening accounts database: %w", err)
-	}
-
-	db, err := sql.Open("sqlite", dsn(abs, busyTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("opening accounts database %s: %w", abs, err)
-	}
-	if err := checkPragmas(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening accounts database %s: %w", abs, err)
-	}
-	return db, nil
-}
-
-// dsn returns a file: URI for the modernc.org/sqlite driver, so that a '?'
-// or '#' in the path is escaped instead of starting the query. The pragmas
-// apply to every connection that database/sql opens. BEGIN IMMEDIATE takes
-// the write lock at the start of a transaction, where busy_timeout waits for
-// it, rather than failing with SQLITE_BUSY when a reader upgrades later.
-func dsn(absPath string, busyTimeout time.Duration) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busyTimeout.Milliseconds(), 10)+")")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(absPath), RawQuery: q.Encode()}
-	return u.String()
-}
-
-// checkPragmas verifies that the settings the durability promise rests on
-// took effect. WAL fails, for example, on a file system without shared
-// memory support, and SQLite then keeps the old journal mode silently.
-func checkPragmas(ctx context.Context, db *sql.DB) error {
-	want := []struct{ pragma, value string }{
-		{"journal_mode", "wal"},
-		{"synchronous", "2"}, // FULL
-		{"foreign_keys", "1"},
-	}
-	for _, w := range want {
-		var got string
-		if err := db.QueryRowContext(ctx, "PRAGMA "+w.pragma).Scan(&got); err != nil {
-			return fmt.Errorf("reading PRAGMA %s: %w", w.pragma, err)
-		}
-		if got != w.value {
-			return fmt.Errorf("PRAGMA %s is %q, want %q", w.pragma, got, w.value)
-		}
-	}
-	return nil
 }
 
 // write runs fn in a transaction that holds the database's write lock.

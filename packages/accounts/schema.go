@@ -1,12 +1,5 @@
 package accounts
 
-import (
-	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-)
-
 // schemaComponent is this package's row in schema_versions. Other packages
 // that share the database file keep their own rows.
 const schemaComponent = "accounts"
@@ -52,53 +45,4 @@ CREATE TABLE sessions (
 ) WITHOUT ROWID;
 CREATE INDEX sessions_user_id ON sessions (user_id);
 `,
-}
-
-// migrate applies the missing migrations and the new version number in one
-// transaction, so a crash leaves either the old or the new schema. The
-// transaction holds the write lock from its start, so two processes that
-// open the file at once do not both migrate.
-func migrate(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-
-	_, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
-		component TEXT PRIMARY KEY,
-		version   INTEGER NOT NULL
-	) WITHOUT ROWID`)
-	if err != nil {
-		return fmt.Errorf("creating schema_versions: %w", err)
-	}
-
-	var version int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, schemaComponent).Scan(&version)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if version > len(migrations) {
-		// A newer program migrated the file, and an older one runs now.
-		// NOTE: this also happens after an update that migrated the
-		// schema is rolled back, so the agent must restore the database
-		// with the old root file system or never roll back across a
-		// migration.
-		return fmt.Errorf("schema version %d is newer than this program's %d: run a newer Heimwolke or restore a backup", version, len(migrations))
-	}
-	if version == len(migrations) {
-		return nil
-	}
-
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("applying migration to version %d: %w", i+1, err)
-		}
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO schema_versions (component, version) VALUES (?, ?)
-		ON CONFLICT (component) DO UPDATE SET version = excluded.version`, schemaComponent, len(migrations))
-	if err != nil {
-		return fmt.Errorf("writing schema version: %w", err)
-	}
-	return tx.Commit()
 }
