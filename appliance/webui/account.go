@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
@@ -246,21 +245,19 @@ const (
 // and the GET that shows it, so that reloading the page neither shows it
 // again nor creates another. Each is taken once.
 type secretFlashes struct {
-	now func() time.Time
-
-	mu      sync.Mutex
-	flashes map[string]secretFlash
+	m *expiringMap[secretFlash]
 }
 
 type secretFlash struct {
-	userID  int64
-	name    string
-	secret  string
-	expires time.Time
+	userID int64
+	name   string
+	secret string
 }
 
 func newSecretFlashes(now func() time.Time) *secretFlashes {
-	return &secretFlashes{now: now, flashes: map[string]secretFlash{}}
+	// Only a flood of creations fills the map. A dropped secret's app
+	// password stays listed, and its owner revokes it.
+	return &secretFlashes{m: newExpiringMap[secretFlash](now, secretFlashLifetime, maxSecretFlashes)}
 }
 
 // put stores secret for userID and returns the id that take needs.
@@ -268,39 +265,16 @@ func (s *secretFlashes) put(userID int64, name, secret string) string {
 	raw := make([]byte, 16)
 	rand.Read(raw)
 	id := base64.RawURLEncoding.EncodeToString(raw)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	for k, f := range s.flashes {
-		if !now.Before(f.expires) {
-			delete(s.flashes, k)
-		}
-	}
-	if len(s.flashes) >= maxSecretFlashes {
-		// Only a flood of creations gets here. The dropped secret's app
-		// password stays listed, and its owner revokes it.
-		for k := range s.flashes {
-			delete(s.flashes, k)
-			break
-		}
-	}
-	s.flashes[id] = secretFlash{userID: userID, name: name, secret: secret, expires: now.Add(secretFlashLifetime)}
+	s.m.put(id, secretFlash{userID: userID, name: name, secret: secret})
 	return id
 }
 
 // take returns and deletes the secret with id if it belongs to userID.
 func (s *secretFlashes) take(id string, userID int64) *newSecret {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	f, ok := s.flashes[id]
+	f, ok := s.m.get(id)
 	if !ok || f.userID != userID {
 		return nil
 	}
-	delete(s.flashes, id)
-	if !s.now().Before(f.expires) {
-		return nil
-	}
+	s.m.delete(id)
 	return &newSecret{Name: f.name, Secret: f.secret}
 }

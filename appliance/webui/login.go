@@ -3,7 +3,6 @@ package webui
 import (
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
@@ -174,59 +173,8 @@ const (
 
 // pendingLogins remembers, per visitor cookie, the user whose password was
 // right and whose TOTP code is still missing.
-type pendingLogins struct {
-	now func() time.Time
-
-	mu     sync.Mutex
-	logins map[string]pendingLogin
-}
-
-type pendingLogin struct {
-	userID  int64
-	expires time.Time
-}
+type pendingLogins = expiringMap[int64]
 
 func newPendingLogins(now func() time.Time) *pendingLogins {
-	return &pendingLogins{now: now, logins: map[string]pendingLogin{}}
-}
-
-func (p *pendingLogins) put(visitor string, userID int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	now := p.now()
-	if len(p.logins) >= maxPendingLogins {
-		for k, l := range p.logins {
-			if !now.Before(l.expires) {
-				delete(p.logins, k)
-			}
-		}
-	}
-	if len(p.logins) >= maxPendingLogins {
-		// Only a flood of right passwords gets here. Dropping one entry
-		// only makes that visitor enter the password again.
-		for k := range p.logins {
-			delete(p.logins, k)
-			break
-		}
-	}
-	p.logins[visitor] = pendingLogin{userID: userID, expires: now.Add(pendingLoginLifetime)}
-}
-
-func (p *pendingLogins) get(visitor string) (userID int64, ok bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	l, ok := p.logins[visitor]
-	if !ok || !p.now().Before(l.expires) {
-		delete(p.logins, visitor)
-		return 0, false
-	}
-	return l.userID, true
-}
-
-func (p *pendingLogins) delete(visitor string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.logins, visitor)
+	return newExpiringMap[int64](now, pendingLoginLifetime, maxPendingLogins)
 }
