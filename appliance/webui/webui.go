@@ -48,6 +48,11 @@ type Options struct {
 	// Version is the software version that the wizard and the member page
 	// show in their footer.
 	Version string
+
+	// Hostname is the server name that the device setup pages give mail,
+	// calendar, chat and file clients: the box's domain once it is set up.
+	// Empty means heimwolke.local, the box's name on the LAN.
+	Hostname string
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -58,6 +63,7 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	version  string
+	hostname string
 	catalog  i18n.Catalog
 	pages    pageTemplates
 	mux      *http.ServeMux
@@ -101,6 +107,7 @@ func New(opts Options) (*Handler, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		version:  opts.Version,
+		hostname: opts.Hostname,
 		catalog:  i18n.MustLoad(),
 		pages:    pages,
 		mux:      http.NewServeMux(),
