@@ -31,7 +31,7 @@ vm: build
 ## run: start heimwolke and heimwolke-agent on this machine, first-boot page on http://127.0.0.1:8080/
 run: build
 	mkdir -p $(RUN_DIR)
-	$(BIN)/heimwolke-agent & agent=$$!; \
+	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/heimwolke --http 127.0.0.1:8080 --data $(RUN_DIR)/data
 
