@@ -3,6 +3,7 @@ package webui
 import (
 	"html/template"
 	"net/url"
+	"strings"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
 )
@@ -75,6 +76,18 @@ func newDeviceSettings(host string, user *accounts.User, secret string, android 
 	return s, nil
 }
 
+// BreakAfterSlashes returns the URL text, HTML-escaped, with a line break
+// opportunity (<wbr>) after each slash of its path, so that a long URL wraps
+// on a phone screen instead of widening the page.
+func (s *deviceSettings) BreakAfterSlashes(text string) template.HTML {
+	escaped := template.HTMLEscapeString(text)
+	scheme, rest, ok := strings.Cut(escaped, "://")
+	if !ok {
+		return template.HTML(strings.ReplaceAll(escaped, "/", "/<wbr>"))
+	}
+	return template.HTML(scheme + "://" + strings.ReplaceAll(rest, "/", "/<wbr>"))
+}
+
 // davURL returns the HTTPS URL of a user's DAV collection: collection is
 // "calendars", "addressbooks" or "files".
 func davURL(host, collection, user string) string {
@@ -100,7 +113,7 @@ func davx5URL(host, user, secret string) string {
 	return u.String()
 }
 
-// xmppURI returns the XMPP URI of jid (RFC 5122 section 2.2). Login names
+// xmppURI returns the XMPP URI of jid (RFC 5122). Login names
 // and host names contain no character that the URI must escape.
 func xmppURI(jid string) string {
 	return "xmpp:" + jid

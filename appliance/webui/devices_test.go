@@ -223,8 +223,8 @@ func TestThunderbirdPage(t *testing.T) {
 		"<code>anna@familie-mueller.de</code>",
 		"<code>familie-mueller.de</code>, Port 993, SSL/TLS",
 		"<code>familie-mueller.de</code>, Port 465, SSL/TLS",
-		`<code id="calendar-url">https://familie-mueller.de/dav/calendars/anna/</code>`,
-		`<code id="addressbook-url">https://familie-mueller.de/dav/addressbooks/anna/</code>`)
+		`<code id="calendar-url">https://familie-mueller.de/<wbr>dav/<wbr>calendars/<wbr>anna/<wbr></code>`,
+		`<code id="addressbook-url">https://familie-mueller.de/<wbr>dav/<wbr>addressbooks/<wbr>anna/<wbr></code>`)
 	wantScopes(t, env.accounts, "anna", secret, accounts.ScopeMail|accounts.ScopeDAV)
 
 	// The secret is shown once; the account page lists the name.
@@ -239,7 +239,7 @@ func TestFilesPage(t *testing.T) {
 
 	_, res, secret := createDevicePassword(t, b, "files", "Laptop")
 	wantBody(t, res,
-		`<code id="files-url">https://familie-mueller.de/dav/files/ben/</code>`,
+		`<code id="files-url">https://familie-mueller.de/<wbr>dav/<wbr>files/<wbr>ben/<wbr></code>`,
 		"Map network drive", "Connect to Server", "Registered User")
 	wantScopes(t, env.accounts, "ben", secret, accounts.ScopeDAV)
 }
