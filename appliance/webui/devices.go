@@ -40,6 +40,9 @@ type deviceKind struct {
 	Scope accounts.Scope
 }
 
+// NOTE: The menu and button names in the guides (the devices.*.step*
+// catalog keys) follow Thunderbird 115, iOS 17, macOS 14, Windows 10 and 11
+// and DAVx⁵ 4 as remembered, not as checked against the programs.
 var deviceKinds = []deviceKind{
 	{"thunderbird", accounts.ScopeMail | accounts.ScopeDAV},
 	{"apple", accounts.ScopeMail | accounts.ScopeDAV},
@@ -255,6 +258,7 @@ func (d *devicePages) downloadProfile(w http.ResponseWriter, r *http.Request) {
 	user := &v.session.User
 	f, ok := d.takeProfile(r.URL.Query().Get("id"), user.ID)
 	if !ok {
+		d.log.Info("configuration profile download rejected: taken, expired or another user's", "user", user.Name, "source", v.source)
 		d.renderMessage(w, v, http.StatusGone, "devices.apple.expired.title", "devices.apple.expired", "/account/devices/apple")
 		return
 	}
