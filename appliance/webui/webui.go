@@ -18,6 +18,7 @@ import (
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/authlimit"
 	"github.com/heimwolke/heimwolke/packages/i18n"
+	"github.com/heimwolke/heimwolke/packages/logging"
 )
 
 // maxFormBytes caps the body of a form POST. The largest form, the owner
@@ -53,6 +54,29 @@ type Options struct {
 	// calendar, chat and file clients: the box's domain once it is set up.
 	// Empty means heimwolke.local, the box's name on the LAN.
 	Hostname string
+
+	// AgentSocket is the path of heimwolke-agent's control API socket,
+	// where the admin dashboard asks for the agent's status. Empty means
+	// control.AgentSocket.
+	AgentSocket string
+
+	// DataDir is the folder of the box's persistent data. The admin
+	// dashboard shows the size of its file system, and the factory reset
+	// deletes everything in it. Empty: the dashboard leaves out the
+	// storage, and the factory reset is not available.
+	DataDir string
+
+	// Rebooter restarts the box for the admin pages. Nil means gokrazy's
+	// HTTP API on GokrazySocket, which exists only on the box.
+	Rebooter Rebooter
+
+	// Resetter deletes the household's data for a factory reset. Nil
+	// means a FolderResetter on DataDir.
+	Resetter Resetter
+
+	// Logs holds heimwolke's recent log lines, which the admin dashboard
+	// shows. Nil means that it shows none.
+	Logs *logging.Ring
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -75,6 +99,8 @@ type Handler struct {
 	drafts  *draftStore
 	pending *pendingLogins
 	secrets *secretFlashes
+
+	admin adminConfig
 
 	// applyMu makes the wizard's final step run once at a time, so that
 	// two browsers that press it together do not both create accounts.
@@ -115,6 +141,7 @@ func New(opts Options) (*Handler, error) {
 		drafts:   newDraftStore(opts.Now),
 		pending:  newPendingLogins(opts.Now),
 		secrets:  newSecretFlashes(opts.Now),
+		admin:    newAdminConfig(opts),
 	}
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
 	h.routes()

@@ -1,0 +1,170 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heimwolke/heimwolke/packages/control"
+)
+
+// agentTimeout bounds the dashboard's status request to the agent, so that
+// a stuck agent delays the page by at most this long.
+const agentTimeout = 2 * time.Second
+
+// certificateWarning is how long before its expiry the dashboard marks the
+// certificate as expiring soon.
+const certificateWarning = 14 * 24 * time.Hour
+
+// dashboardData is the content of the dashboard.
+type dashboardData struct {
+	Version string
+	Started time.Time
+
+	Agent agentInfo
+
+	// Storage is nil when the data folder could not be measured.
+	Storage *storageInfo
+
+	// Logs are heimwolke's recent log lines, newest first. LogsKept is
+	// false when the program keeps none.
+	Logs     []string
+	LogsKept bool
+
+	RebootAvailable bool
+}
+
+// agentInfo is the dashboard's view of heimwolke-agent.
+type agentInfo struct {
+	Reachable bool
+
+	// Problem is the catalog key that explains why the agent is not
+	// reachable.
+	Problem string
+
+	Status control.Status
+
+	// CertificateState is "ok", "soon" or "expired", empty without a
+	// certificate.
+	CertificateState string
+}
+
+// storageInfo is the size of the data folder's file system.
+type storageInfo struct {
+	Path                   string
+	Total, Used, Available string
+}
+
+func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
+	v := a.requireOwner(w, r)
+	if v == nil {
+		return
+	}
+	p := a.newPage(v, "admin.dashboard.title")
+	data := dashboardData{
+		Version:         a.version,
+		Started:         a.started,
+		Agent:           a.agentInfo(r.Context()),
+		Storage:         a.storageInfo(v.lang),
+		RebootAvailable: a.rebooter.Available(),
+	}
+	if a.logs != nil {
+		data.LogsKept = true
+		data.Logs = a.logs.Lines()
+		slices.Reverse(data.Logs)
+	}
+	p.Data = data
+	a.render(w, http.StatusOK, "admin_dashboard", p)
+}
+
+// agentInfo requests the agent's status over the control socket.
+func (a *adminPages) agentInfo(ctx context.Context) agentInfo {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	status, err := a.agent.Status(ctx)
+	if err != nil {
+		a.log.Warn("agent status request failed", "socket", a.agentSocket, "err", err)
+		return agentInfo{Problem: agentProblem(a.agentSocket, err)}
+	}
+	info := agentInfo{Reachable: true, Status: status}
+	if c := status.Certificate; c != nil && !c.NotAfter.IsZero() {
+		switch left := c.NotAfter.Sub(a.now()); {
+		case left <= 0:
+			info.CertificateState = "expired"
+		case left < certificateWarning:
+			info.CertificateState = "soon"
+		default:
+			info.CertificateState = "ok"
+		}
+	}
+	return info
+}
+
+// agentProblem returns the catalog key that explains err from the agent's
+// socket at path.
+func agentProblem(path string, err error) string {
+	var apiErr *control.Error
+	switch {
+	case errors.As(err, &apiErr):
+		return "admin.agent.error"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "admin.agent.timeout"
+	}
+	if _, statErr := os.Stat(path); errors.Is(statErr, fs.ErrNotExist) {
+		return "admin.agent.no_socket"
+	}
+	return "admin.agent.refused"
+}
+
+// storageInfo measures the file system of the data folder, or returns nil
+// without a data folder or when that fails.
+func (a *adminPages) storageInfo(lang string) *storageInfo {
+	if a.dataDir == "" {
+		return nil
+	}
+	usage, err := measureStorage(a.dataDir)
+	if err != nil {
+		a.log.Warn("measuring data folder failed", "path", a.dataDir, "err", err)
+		return nil
+	}
+	return &storageInfo{
+		Path:      a.dataDir,
+		Total:     formatBytes(lang, usage.total),
+		Used:      formatBytes(lang, usage.used),
+		Available: formatBytes(lang, usage.available),
+	}
+}
+
+// storageUsage is the size of a file system in bytes. Used and available
+// need not add up to total: ext4 reserves blocks for root, which count
+// neither as used nor as available.
+type storageUsage struct {
+	total, used, available uint64
+}
+
+// formatBytes formats n in decimal units (1 GB = 10⁹ bytes), as phones and
+// file managers show storage, with a decimal comma in German.
+func formatBytes(lang string, n uint64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	value := float64(n)
+	unit := 0
+	for value >= 1000 && unit < len(units)-1 {
+		value /= 1000
+		unit++
+	}
+	precision := 0
+	if unit > 0 && value < 10 {
+		precision = 1
+	}
+	text := strconv.FormatFloat(value, 'f', precision, 64)
+	if lang == "de" {
+		text = strings.Replace(text, ".", ",", 1)
+	}
+	return text + "\u00a0" + units[unit]
+}
