@@ -33,7 +33,7 @@ run: build
 	mkdir -p $(RUN_DIR)
 	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/heimwolke --http 127.0.0.1:8080 --data $(RUN_DIR)/data
+	$(BIN)/heimwolke --http 127.0.0.1:8080 --data $(RUN_DIR)/data --agent-socket $(RUN_DIR)/control.sock
 
 ## test: unit, tool and whole-box tests (builds and boots images under QEMU)
 test:

@@ -1,6 +1,6 @@
 // Command heimwolke serves everything the household uses from one process: for
-// now the setup wizard, the login and the member page, and the health
-// endpoint on port 80.
+// now the setup wizard, the login, the member page and the owner's admin
+// pages, and the health endpoint on port 80.
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/authlimit"
+	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/logging"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
@@ -34,6 +35,7 @@ func main() {
 	logConsole := flag.Bool("log-console", false, "copy log lines to /dev/console (the box's serial console)")
 	debug := flag.Bool("debug", false, "log every request")
 	mdnsName := flag.String("mdns", "", "answer multicast DNS for NAME.local on the LAN (the box passes heimwolke); empty: off")
+	agentSocket := flag.String("agent-socket", control.AgentSocket, "Unix socket path of heimwolke-agent's control API")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "heimwolke: unexpected argument %q; run heimwolke -h for the options\n", flag.Arg(0))
@@ -50,18 +52,25 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := logging.Setup("heimwolke", level, *logConsole)
+	// The admin dashboard shows the last lines of this log.
+	logs := logging.NewRing(200)
+	log = slog.New(logs.Handler(log.Handler()))
+	slog.SetDefault(log)
 	if *dbPath == "" {
 		// Derived from -data, so that "make run" with a local -data folder
 		// keeps its database there too.
 		*dbPath = filepath.Join(*dataDir, "heimwolke.db")
 	}
-	if err := run(*httpAddr, *dataDir, *dbPath, *mdnsName, log); err != nil {
+	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs}
+	if err := run(*httpAddr, *dataDir, *dbPath, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(httpAddr, dataDir, dbPath, mdnsName string, log *slog.Logger) error {
+// run serves until SIGTERM or an interrupt. uiOpts holds the web
+// interface's options other than the stores, which openUI adds.
+func run(httpAddr, dataDir, dbPath, mdnsName string, uiOpts webui.Options, log *slog.Logger) error {
 	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		// Not fatal here: openUI fails too if the database is in this
@@ -72,7 +81,7 @@ func run(httpAddr, dataDir, dbPath, mdnsName string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	ui, closeStores, err := openUI(ctx, dbPath, log)
+	ui, closeStores, err := openUI(ctx, dbPath, uiOpts, log)
 	if err != nil {
 		return err
 	}
@@ -112,10 +121,11 @@ func run(httpAddr, dataDir, dbPath, mdnsName string, log *slog.Logger) error {
 	return nil
 }
 
-// openUI opens the database at dbPath and returns the web interface on it,
-// and the function that closes the database. One login throttle serves the
-// accounts and the interface, so both count the same addresses as LAN.
-func openUI(ctx context.Context, dbPath string, log *slog.Logger) (http.Handler, func(), error) {
+// openUI opens the database at dbPath and returns the web interface on it
+// with uiOpts, and the function that closes the database. One login
+// throttle serves the accounts and the interface, so both count the same
+// addresses as LAN.
+func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.Logger) (http.Handler, func(), error) {
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("creating database folder: %w", err)
 	}
@@ -138,7 +148,12 @@ func openUI(ctx context.Context, dbPath string, log *slog.Logger) (http.Handler,
 		}
 	}
 
-	ui, err := webui.New(webui.Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: log, Version: version.Version})
+	uiOpts.Accounts = store
+	uiOpts.Setup = setup
+	uiOpts.Limiter = limiter
+	uiOpts.Logger = log
+	uiOpts.Version = version.Version
+	ui, err := webui.New(uiOpts)
 	if err != nil {
 		closeStores()
 		return nil, nil, err
