@@ -319,7 +319,7 @@ func TestDashboardAgentDown(t *testing.T) {
 	cases := []struct {
 		name, socket, problem string
 	}{
-		{"no socket", filepath.Join(t.TempDir(), "missing.sock"), "Den Steuer-Socket des Agenten gibt es nicht"},
+		{"no socket", filepath.Join(t.TempDir(), "missing.sock"), "Der Steuer-Socket des Agenten fehlt"},
 		{"stale socket", stale, "nimmt an seinem Steuer-Socket keine Verbindungen an"},
 		{"error reply", failing, "Der Agent hat mit einem Fehler geantwortet"},
 	}
