@@ -103,8 +103,8 @@ func (a *adminPages) adminNotice(lang string, r *http.Request) string {
 }
 
 // confirmData is the content of the page that requests a confirmation
-// before a POST does something that cannot be undone. The page sends the same POST again with
-// confirm=yes.
+// before a POST does something that cannot be undone. The page sends the
+// same POST again with confirm=yes.
 type confirmData struct {
 	Text       string
 	Action     string

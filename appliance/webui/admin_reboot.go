@@ -74,6 +74,7 @@ func (g *GokrazyRebooter) Reboot(ctx context.Context) error {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", g.SocketPath)
 		},
+		DisableKeepAlives: true, // one request per client
 	}}
 	// The request outlives the handler that called Reboot, and gokrazy
 	// takes up to 200 s to stop the programs before it replies.
