@@ -36,16 +36,16 @@ func TestMeasureStorageMatchesDF(t *testing.T) {
 	}
 
 	if got.total != want[0] {
-		t.Errorf("total: got %d, df says %d", got.total, want[0])
+		t.Errorf("total: got %d, want %d from df", got.total, want[0])
 	}
 	// Other programs write to the same file system between the two
 	// measurements, so used and available may drift a little.
 	const drift = 64 << 20
 	if diff(got.used, want[1]) > drift {
-		t.Errorf("used: got %d, df says %d", got.used, want[1])
+		t.Errorf("used: got %d, want %d from df", got.used, want[1])
 	}
 	if diff(got.available, want[2]) > drift {
-		t.Errorf("available: got %d, df says %d", got.available, want[2])
+		t.Errorf("available: got %d, want %d from df", got.available, want[2])
 	}
 }
 
