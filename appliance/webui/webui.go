@@ -77,6 +77,10 @@ type Options struct {
 	// Logs holds heimwolke's recent log lines, which the admin dashboard
 	// shows. Nil means that it shows none.
 	Logs *logging.Ring
+
+	// Website publishes the zip archives that the owner uploads on
+	// /admin/website. Nil means that the page is not found.
+	Website WebsitePublisher
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -99,6 +103,7 @@ type Handler struct {
 	drafts  *draftStore
 	pending *pendingLogins
 	secrets *secretFlashes
+	website WebsitePublisher
 
 	admin adminConfig
 
@@ -141,6 +146,7 @@ func New(opts Options) (*Handler, error) {
 		drafts:   newDraftStore(opts.Now),
 		pending:  newPendingLogins(opts.Now),
 		secrets:  newSecretFlashes(opts.Now),
+		website:  opts.Website,
 		admin:    newAdminConfig(opts),
 	}
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
@@ -284,8 +290,12 @@ func sourceAddr(r *http.Request) netip.Addr {
 // checkForm limits the size of a POST body, parses it, and checks its CSRF
 // token: the session's token, or for visitors without a session the token
 // derived from their visitor cookie. It writes the error page and returns
-// false when the form is rejected.
+// false when the form is rejected. The website upload, which can be
+// 500 MiB, checks its own size and token.
 func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request, v *visit) bool {
+	if h.isWebsiteUpload(r) {
+		return true
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		h.log.Info("form rejected: unreadable body", "source", v.source, "path", r.URL.Path, "err", err)
