@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,13 @@ type Options struct {
 	// UI serves every path except /healthz, behind the per-source rate
 	// limit. Nil means the first-boot page on / and 404 elsewhere.
 	UI http.Handler
+	// Website serves the household's website once SetupComplete returns
+	// true: "/" and every path outside uiPrefixes. Nil means that UI
+	// serves those paths too. It is used only together with UI.
+	Website http.Handler
+	// SetupComplete reports whether the setup wizard has finished; until
+	// then, every path stays with UI. Nil means never.
+	SetupComplete func() bool
 }
 
 // Handler serves /healthz and the web interface or the first-boot page.
@@ -63,12 +71,41 @@ func New(opts Options) *Handler {
 	}
 	h.mux.HandleFunc("GET /healthz", h.health)
 	if opts.UI != nil {
-		h.mux.Handle("/", opts.UI)
+		h.mux.HandleFunc("/", h.serveUIOrWebsite)
 		return h
 	}
 	h.mux.HandleFunc("GET /{$}", h.firstBoot)
 	h.mux.HandleFunc("/", h.notFound)
 	return h
+}
+
+// uiPrefixes are the paths of the web interface once the setup is
+// complete. Each covers itself and the paths below it, so "/admin" and
+// "/admin/people" are the interface's, "/administration.html" the
+// website's.
+var uiPrefixes = []string{"/setup", "/login", "/logout", "/account", "/admin", "/static", "/healthz"}
+
+// isUIPath reports whether path is one of uiPrefixes or below one.
+func isUIPath(path string) bool {
+	for _, prefix := range uiPrefixes {
+		if path == prefix || strings.HasPrefix(path, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// serveUIOrWebsite passes a request to the website once the setup is
+// complete, unless its path is the web interface's, and to the interface
+// otherwise. The mux has already cleaned the path and redirected requests
+// with ".." or "//" in it, so "/admin/../x" is "/x" here.
+func (h *Handler) serveUIOrWebsite(w http.ResponseWriter, r *http.Request) {
+	website := h.opts.Website != nil && h.opts.SetupComplete != nil && h.opts.SetupComplete()
+	if website && !isUIPath(r.URL.Path) {
+		h.opts.Website.ServeHTTP(w, r)
+		return
+	}
+	h.opts.UI.ServeHTTP(w, r)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

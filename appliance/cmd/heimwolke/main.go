@@ -1,6 +1,6 @@
 // Command heimwolke serves everything the household uses from one process: for
-// now the setup wizard, the login, the member page and the owner's admin
-// pages, and the health endpoint on port 80.
+// now the setup wizard, the login, the member page, the owner's admin pages,
+// the household's website and the health endpoint on port 80.
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 
 	"github.com/heimwolke/heimwolke/appliance/mdns"
 	"github.com/heimwolke/heimwolke/appliance/web"
+	"github.com/heimwolke/heimwolke/appliance/website"
 	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/authlimit"
@@ -31,6 +32,7 @@ func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	httpAddr := flag.String("http", ":80", "address for the web interface and health endpoint (host:port)")
 	dataDir := flag.String("data", "/perm/heimwolke", "folder for the box's persistent data")
+	wwwDir := flag.String("www", "", "folder of the household's website, served on / once the setup is complete (default www in the -data folder, /perm/heimwolke/www on the box)")
 	dbPath := flag.String("db", "", "SQLite database with the accounts and settings, created if missing (default heimwolke.db in the -data folder, /perm/heimwolke/heimwolke.db on the box)")
 	logConsole := flag.Bool("log-console", false, "copy log lines to /dev/console (the box's serial console)")
 	debug := flag.Bool("debug", false, "log every request")
@@ -61,17 +63,21 @@ func main() {
 		// keeps its database there too.
 		*dbPath = filepath.Join(*dataDir, "heimwolke.db")
 	}
+	if *wwwDir == "" {
+		*wwwDir = filepath.Join(*dataDir, "www")
+	}
 	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs}
-	if err := run(*httpAddr, *dataDir, *dbPath, *mdnsName, uiOpts, log); err != nil {
+	if err := run(*httpAddr, *dataDir, *dbPath, *wwwDir, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
 // run serves until SIGTERM or an interrupt. uiOpts holds the web
-// interface's options other than the stores, which openUI adds.
-func run(httpAddr, dataDir, dbPath, mdnsName string, uiOpts webui.Options, log *slog.Logger) error {
-	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath)
+// interface's options other than the stores and the website, which run and
+// openUI add.
+func run(httpAddr, dataDir, dbPath, wwwDir, mdnsName string, uiOpts webui.Options, log *slog.Logger) error {
+	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath, "www", wwwDir)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		// Not fatal here: openUI fails too if the database is in this
 		// folder, and the health report leaves out the storage figures.
@@ -81,13 +87,28 @@ func run(httpAddr, dataDir, dbPath, mdnsName string, uiOpts webui.Options, log *
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	ui, closeStores, err := openUI(ctx, dbPath, uiOpts, log)
+	// TODO: set HTTPSAvailable once heimwolke serves HTTPS with the box's
+	// certificate; until then the website is plain HTTP only.
+	site, err := website.New(website.Options{Dir: wwwDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	uiOpts.Website = site
+
+	ui, setupComplete, closeStores, err := openUI(ctx, dbPath, uiOpts, log)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
 
-	handler := web.New(web.Options{Version: version.Version, DataDir: dataDir, Logger: log, UI: ui})
+	handler := web.New(web.Options{
+		Version:       version.Version,
+		DataDir:       dataDir,
+		Logger:        log,
+		UI:            ui,
+		Website:       site,
+		SetupComplete: setupComplete,
+	})
 	srv := web.NewServer(httpAddr, handler, log)
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
@@ -122,22 +143,22 @@ func run(httpAddr, dataDir, dbPath, mdnsName string, uiOpts webui.Options, log *
 }
 
 // openUI opens the database at dbPath and returns the web interface on it
-// with uiOpts, and the function that closes the database. One login
-// throttle serves the accounts and the interface, so both count the same
-// addresses as LAN.
-func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.Logger) (http.Handler, func(), error) {
+// with uiOpts, the function that reports whether the setup is complete, and
+// the function that closes the database. One login throttle serves the
+// accounts and the interface, so both count the same addresses as LAN.
+func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.Logger) (http.Handler, func() bool, func(), error) {
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("creating database folder: %w", err)
+		return nil, nil, nil, fmt.Errorf("creating database folder: %w", err)
 	}
 	limiter := authlimit.New(authlimit.Config{})
 	store, err := accounts.Open(ctx, dbPath, accounts.Options{Logger: log, Limiter: limiter})
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening database: %w", err)
+		return nil, nil, nil, fmt.Errorf("opening database: %w", err)
 	}
 	setup, err := webui.OpenSetupState(ctx, dbPath)
 	if err != nil {
 		store.Close()
-		return nil, nil, fmt.Errorf("opening database: %w", err)
+		return nil, nil, nil, fmt.Errorf("opening database: %w", err)
 	}
 	closeStores := func() {
 		if err := setup.Close(); err != nil {
@@ -156,8 +177,8 @@ func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.
 	ui, err := webui.New(uiOpts)
 	if err != nil {
 		closeStores()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("database open", "path", dbPath, "setup_complete", setup.Complete())
-	return ui, closeStores, nil
+	return ui, setup.Complete, closeStores, nil
 }
