@@ -81,6 +81,8 @@ func TestPublishZipTopFolder(t *testing.T) {
 		{
 			name: "Windows separators",
 			entries: []zipEntrySpec{
+				file(`site\`, ""),
+				file(`site\css\`, ""),
 				file(`site\index.html`, "top"),
 				file(`site\css\a.css`, "css"),
 			},

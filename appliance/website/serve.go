@@ -93,30 +93,47 @@ func (s *Site) serveFile(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, root)
 		return
 	}
-	defer f.Close()
 	wantDir := strings.HasSuffix(r.URL.Path, "/")
-	if info.IsDir() {
-		if !wantDir {
-			redirectToFolder(w, r)
+	switch {
+	case info.IsDir() && !wantDir:
+		f.Close()
+		redirectToFolder(w, r)
+		return
+	case info.IsDir():
+		f.Close()
+		f, info, err = openIndex(root, rel)
+		if err != nil && rel == "." {
+			s.notPublished(w, r, rel)
 			return
 		}
-		f.Close()
-		f, info, err = openRegularOrDir(root, path.Join(rel, "index.html"))
-		if err != nil || info.IsDir() {
-			if rel == "." {
-				s.notPublished(w, r, rel)
-				return
-			}
+		if err != nil {
 			// A folder without index.html: no listing.
 			s.notFound(w, r, root)
 			return
 		}
-		defer f.Close()
-	} else if wantDir {
+	case wantDir:
+		// A file with a trailing slash.
+		f.Close()
 		s.notFound(w, r, root)
 		return
 	}
+	defer f.Close()
 	s.serveContent(w, r, f, info, http.StatusOK)
+}
+
+// openIndex opens the index.html of the folder dir, if it is a regular
+// file.
+func openIndex(root *os.Root, dir string) (*os.File, fs.FileInfo, error) {
+	name := path.Join(dir, "index.html")
+	f, info, err := openRegularOrDir(root, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if info.IsDir() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is a folder: %w", name, fs.ErrNotExist)
+	}
+	return f, info, nil
 }
 
 // openRegularOrDir opens name below root if it is a regular file or a

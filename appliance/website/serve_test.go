@@ -80,6 +80,11 @@ func TestServeNoFolderListing(t *testing.T) {
 	if b := body(t, res); strings.Contains(b, "<a href") && !strings.Contains(b, `id="home"`) {
 		t.Errorf("body looks like a listing:\n%s", b)
 	}
+
+	// An index.html that is a folder is no start page.
+	writeFiles(t, s.Dir(), "odd/index.html/", "")
+	res = get(t, s, "/odd/")
+	wantStatus(t, res, http.StatusNotFound)
 }
 
 func TestServeRange(t *testing.T) {

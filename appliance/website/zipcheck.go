@@ -152,7 +152,7 @@ func checkEntries(zr *zip.Reader) ([]zipEntry, error) {
 		if err := checkEntryType(f); err != nil {
 			return nil, err
 		}
-		isDir := f.Mode().IsDir() || strings.HasSuffix(f.Name, "/")
+		isDir := f.Mode().IsDir() || strings.HasSuffix(f.Name, "/") || strings.HasSuffix(f.Name, `\`)
 		if name == "." {
 			if !isDir {
 				return nil, &ZipError{Reason: ReasonInvalidName, Name: f.Name}
