@@ -16,14 +16,17 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
-// TestBrowserWizardAndAccount drives headless Chromium through the wizard,
-// a login, the creation of an app password and the logout, once in German
-// and once in English, on a phone-sized screen. It writes a PNG screenshot
-// of every page to $HEIMWOLKE_SCREENSHOTS, or to a temporary folder that
-// the test output names.
+// TestBrowserWizardAndAccount drives headless Chromium through every step
+// of the wizard, with a setup code, an agent that first rejects a setting
+// and then takes them, and on to a login, the creation of an app password
+// and the logout, once in German and once in English, on a phone-sized
+// screen. It writes a PNG screenshot of every page to
+// $HEIMWOLKE_SCREENSHOTS, or to a temporary folder that the test output
+// names.
 func TestBrowserWizardAndAccount(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium", "chromium")
 	shots := os.Getenv("HEIMWOLKE_SCREENSHOTS")
@@ -54,12 +57,19 @@ func TestBrowserWizardAndAccount(t *testing.T) {
 
 	for _, lang := range []string{"de", "en"} {
 		t.Run(lang, func(t *testing.T) {
-			env := newTestEnv(t)
+			codeFile := filepath.Join(t.TempDir(), "setup-code.txt")
+			if err := os.WriteFile(codeFile, []byte(browserSetupCode+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := newWizardEnv(t, func(o *Options) {
+				o.SetupCodeFile = codeFile
+				o.ServicesReady = func() bool { return true }
+			})
 			srv := httptest.NewServer(env.h) // listens on 127.0.0.1, a LAN address
 			t.Cleanup(srv.Close)
 			tab := newTab(t, chromium, srv.URL, shots, lang)
 			runWizard(t, tab, env, lang)
-			runAccount(t, tab, env, lang)
+			runAccount(t, tab, env.testEnv, lang)
 		})
 	}
 }
@@ -129,6 +139,15 @@ func (b *tab) click(id string) int64 {
 		b.t.Fatalf("clicking #%s: %v", id, err)
 	}
 	return resp.Status
+}
+
+// clickOnly clicks the element with id, which sends nothing, such as a
+// radio button.
+func (b *tab) clickOnly(id string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.ID(id))); err != nil {
+		b.t.Fatalf("clicking #%s: %v", id, err)
+	}
 }
 
 // fill replaces the value of the input with id by typing value.
@@ -207,19 +226,36 @@ func (b *tab) want(env *testEnv, subject, got, key string) {
 	}
 }
 
-func runWizard(t *testing.T, b *tab, env *testEnv, lang string) {
-	if status := b.open("/"); status != http.StatusOK || b.at() != "/setup/language" {
-		t.Fatalf("opening /: got %d at %s, want 200 at /setup/language", status, b.at())
+// browserSetupCode is the setup code of the browser test's box.
+const browserSetupCode = "K7QM-2XPA-9RTF"
+
+func runWizard(t *testing.T, b *tab, env *wizardEnv, lang string) {
+	if status := b.open("/"); status != http.StatusOK || b.at() != "/setup/code" {
+		t.Fatalf("opening /: got %d at %s, want 200 at /setup/code", status, b.at())
 	}
-	b.want(env, "first page heading", b.heading(), "firstboot.title")
+	b.want(env.testEnv, "code step heading", b.heading(), "setup.code.title")
+	b.shot("00-code")
+	b.fill("setup_code", "K7QM-2XPA-0000")
+	if status := b.click("next"); status != http.StatusUnprocessableEntity {
+		t.Errorf("wrong setup code: status %d, want 422", status)
+	}
+	b.want(env.testEnv, "setup code error", b.text("setup_code-error"), "validate.setup_code.wrong")
+	b.shot("00-code-wrong")
+	b.fill("setup_code", strings.ToLower(browserSetupCode))
+	b.click("next")
+
+	if b.at() != "/setup/language" {
+		t.Fatalf("after the setup code at %s, want /setup/language", b.at())
+	}
+	b.want(env.testEnv, "first page heading", b.heading(), "firstboot.title")
 	if !b.eval(`document.getElementById("lang-` + lang + `").checked`) {
 		t.Errorf("language %s not preselected from Accept-Language", lang)
 	}
-	b.shot("1-language")
+	b.shot("01-language")
 
 	b.click("next")
-	b.want(env, "owner step heading", b.heading(), "setup.owner.title")
-	b.shot("2-owner")
+	b.want(env.testEnv, "owner step heading", b.heading(), "setup.owner.title")
+	b.shot("02-owner")
 
 	// A wrong entry first: the page names both problems and keeps the
 	// display name.
@@ -230,21 +266,21 @@ func runWizard(t *testing.T, b *tab, env *testEnv, lang string) {
 	if status := b.click("next"); status != http.StatusUnprocessableEntity {
 		t.Errorf("owner step with errors: status %d, want 422", status)
 	}
-	b.want(env, "login name error", b.text("name-error"), "validate.name.chars")
+	b.want(env.testEnv, "login name error", b.text("name-error"), "validate.name.chars")
 	if got := b.text("password-error"); !strings.Contains(got, "4") {
 		t.Errorf("password error %q does not name the 4 characters", got)
 	}
 	if !b.eval(`document.getElementById("display_name").value === "Anna Müller"`) {
 		t.Error("display name lost after the failed step")
 	}
-	b.shot("2-owner-errors")
+	b.shot("02-owner-errors")
 
 	b.fill("name", "anna")
 	b.fill("password", ownerPassword)
 	b.fill("password2", ownerPassword)
 	b.click("next")
-	b.want(env, "members step heading", b.heading(), "setup.members.title")
-	b.shot("3-members")
+	b.want(env.testEnv, "members step heading", b.heading(), "setup.members.title")
+	b.shot("03-members")
 
 	b.fill("name", "ben")
 	b.fill("display_name", "Ben Beispiel")
@@ -257,23 +293,135 @@ func runWizard(t *testing.T, b *tab, env *testEnv, lang string) {
 	if got := b.text("members"); !strings.Contains(got, "Ben Beispiel") {
 		t.Errorf("member list %q lacks Ben Beispiel", got)
 	}
-	b.shot("3-members-added")
+	b.shot("03-members-added")
 
 	b.click("next")
-	b.want(env, "summary heading", b.heading(), "setup.summary.title")
+	runDomainStep(t, b, env)
+	runLaterSteps(t, b, env)
+
+	b.want(env.testEnv, "summary heading", b.heading(), "setup.summary.title")
 	if got := b.text("owner-name"); got != "anna" {
 		t.Errorf("summary owner %q, want anna", got)
 	}
-	b.shot("4-summary")
+	if got := b.text("summary-domain-name"); got != "müller-familie.de (xn--mller-familie-wob.de)" {
+		t.Errorf("summary domain %q, want the name in Unicode and in ASCII", got)
+	}
+	b.shot("09-summary")
 
+	// The agent rejects the token first: the progress page says so and
+	// links to the domain step, which still has everything.
+	env.agent.rejectWith(&control.ValidationError{Problems: []control.Problem{
+		{Field: "dns.token", Message: "rejected by Hetzner: token lacks write permission"}}})
 	b.click("apply")
+	if got := b.at(); got != "/setup/progress" {
+		t.Fatalf("after apply at %s, want /setup/progress", got)
+	}
+	if got := b.text("progress-settings-detail"); !strings.Contains(got, "token lacks write permission") {
+		t.Errorf("progress detail %q lacks the agent's message", got)
+	}
+	if env.setup.Complete() {
+		t.Error("setup complete although the agent rejected the settings")
+	}
+	b.shot("10-progress-rejected")
+
+	b.click("fix-settings")
+	if got := b.at(); got != "/setup/domain" {
+		t.Fatalf("fix link led to %s, want /setup/domain", got)
+	}
+	if !b.eval(`document.getElementById("hetzner_token-saved") !== null`) {
+		t.Error("domain step lost the kept token")
+	}
+	env.agent.rejectWith(nil)
+	env.agent.setStatus(browserAgentStatus())
+	b.fill("hetzner_token", hetznerToken)
+	for _, step := range []string{"domain", "router", "mail", "services", "updates"} {
+		if status := b.click("next"); status != http.StatusOK {
+			t.Fatalf("continuing from the %s step: status %d, want 200", step, status)
+		}
+	}
+	b.click("apply")
+	for _, id := range []string{"accounts", "settings", "dns", "certificate", "services"} {
+		if got := b.text("progress-" + id + "-state"); got != env.h.t(lang, "setup.progress.state.done") {
+			t.Errorf("progress of %s: got %q, want done", id, got)
+		}
+	}
+	b.shot("11-progress-done")
+
+	b.click("finish")
 	if got := b.at(); got != "/account?notice=setup_done" {
-		t.Fatalf("after apply at %s, want /account?notice=setup_done", got)
+		t.Fatalf("after finish at %s, want /account?notice=setup_done", got)
 	}
 	if !env.setup.Complete() {
-		t.Error("setup not complete after apply")
+		t.Error("setup not complete after finish")
 	}
-	b.shot("5-account")
+	b.shot("12-account")
+}
+
+// runDomainStep first sends the domain step with a broken RFC 2136 entry,
+// then with an internationalized domain at Hetzner.
+func runDomainStep(t *testing.T, b *tab, env *wizardEnv) {
+	b.want(env.testEnv, "domain step heading", b.heading(), "setup.domain.title")
+	b.shot("04-domain")
+
+	b.fill("domain", "müller-familie.de")
+	b.clickOnly("mode-rfc2136")
+	b.fill("rfc2136_server", "ns1.example.net:99999")
+	b.fill("rfc2136_key_name", "heimwolke-key")
+	b.fill("rfc2136_secret", "kein base64!")
+	if status := b.click("next"); status != http.StatusUnprocessableEntity {
+		t.Errorf("domain step with errors: status %d, want 422", status)
+	}
+	b.want(env.testEnv, "TSIG secret error", b.text("rfc2136_secret-error"), "validate.tsig_secret.base64")
+	if !b.eval(`document.getElementById("rfc2136_key_name").value === "heimwolke-key"`) {
+		t.Error("key name lost after the failed step")
+	}
+	b.shot("04-domain-errors")
+
+	b.clickOnly("mode-hetzner")
+	b.fill("hetzner_token", hetznerToken)
+	b.shot("04-domain-hetzner")
+	b.click("next")
+}
+
+// runLaterSteps goes through the steps from router to updates.
+func runLaterSteps(t *testing.T, b *tab, env *wizardEnv) {
+	b.want(env.testEnv, "router step heading", b.heading(), "setup.router.title")
+	if !b.eval(`document.getElementById("port_mapping").checked`) {
+		t.Error("port mapping not allowed by default")
+	}
+	b.shot("05-router")
+	b.click("next")
+
+	b.want(env.testEnv, "mail step heading", b.heading(), "setup.mail.title")
+	b.clickOnly("mail-smarthost")
+	b.fill("smarthost_host", "smtp.example.net")
+	b.fill("smarthost_port", "587")
+	b.clickOnly("tls-starttls")
+	b.fill("smarthost_user", "anna@example.net")
+	b.fill("smarthost_password", smarthostPass)
+	b.shot("06-mail")
+	b.click("next")
+
+	b.want(env.testEnv, "services step heading", b.heading(), "setup.services.title")
+	b.clickOnly("service_website")
+	b.shot("07-services")
+	b.click("next")
+
+	b.want(env.testEnv, "updates step heading", b.heading(), "setup.updates.title")
+	b.shot("08-updates")
+	b.click("next")
+}
+
+// browserAgentStatus is an agent that has published the DNS records and
+// obtained the certificate.
+func browserAgentStatus() control.Status {
+	now := time.Now()
+	return control.Status{
+		DNS: &control.DNSStatus{Provider: "hetzner", Hostname: "xn--mller-familie-wob.de",
+			IPv4: "198.51.100.7", IPv6: "2001:db8::7", LastUpdate: now},
+		Certificate: &control.CertificateStatus{Names: []string{"xn--mller-familie-wob.de"},
+			NotAfter: now.Add(90 * 24 * time.Hour), LastRenewal: now},
+	}
 }
 
 func runAccount(t *testing.T, b *tab, env *testEnv, lang string) {

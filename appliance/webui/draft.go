@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/i18n"
 )
 
@@ -20,6 +21,9 @@ const (
 
 // draft is the wizard's input so far.
 type draft struct {
+	// CodeOK records that this visitor entered the right setup code.
+	CodeOK bool
+
 	Lang       string
 	LangChosen bool // the language step was sent once
 	Owner      person
@@ -29,7 +33,33 @@ type draft struct {
 	// rejected, so that a reload shows it again.
 	NewMember person
 
+	Domain   domainDraft
+	Router   routerDraft
+	Mail     mailDraft
+	Services control.ServiceSettings
+	Updates  updatesDraft
+
+	// Saved records the steps whose form was last sent without errors.
+	Saved [stepCount]bool
+
+	// Apply is the outcome of the last press of the summary's button,
+	// the zero value before the first.
+	Apply applyRun
+
 	updated time.Time
+}
+
+// newDraft returns a draft in lang with the defaults of the later steps:
+// every service on, port mapping allowed, the stable channel at 3 a.m.
+func newDraft(lang string) draft {
+	return draft{
+		Lang:     lang,
+		Domain:   domainDraft{TSIGAlgorithm: control.TSIGHMACSHA256},
+		Router:   routerDraft{PortMapping: true},
+		Mail:     mailDraft{Port: "465", TLS: control.SmarthostImplicitTLS},
+		Services: allServices(),
+		Updates:  updatesDraft{Channel: "stable", Hour: 3},
+	}
 }
 
 // person is an account that the wizard will create.
@@ -56,8 +86,8 @@ func (d *draft) ownerReady() bool {
 // A restart of heimwolke loses them.
 //
 // NOTE: drafts are not written to the database because they contain
-// plaintext passwords until apply. A restart during setup sends the user
-// back to the first step.
+// plaintext passwords, API tokens and keys until apply. A restart during
+// setup sends the user back to the first step.
 type draftStore struct {
 	now func() time.Time
 
@@ -77,10 +107,11 @@ func (s *draftStore) get(visitor, acceptLanguage string) draft {
 
 	d, ok := s.drafts[visitor]
 	if !ok || s.now().Sub(d.updated) > draftIdle {
-		return draft{Lang: i18n.Negotiate("", acceptLanguage)}
+		return newDraft(i18n.Negotiate("", acceptLanguage))
 	}
 	c := *d
 	c.Members = slices.Clone(d.Members)
+	c.Apply.Issues = slices.Clone(d.Apply.Issues)
 	return c
 }
 

@@ -1,10 +1,15 @@
 package webui
 
 import (
+	"encoding/base64"
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -142,4 +147,186 @@ func (h *Handler) checkNewPassword(errs *formErrors, lang, field, password, repe
 		return false
 	}
 	return true
+}
+
+// The checks below are for the wizard's later steps. Each returns the
+// catalog key of the rule that a value breaks, or "", so that the form can
+// name the fix. Package control checks the assembled settings again.
+
+// specialUseDomains are names that never resolve on the internet, so that
+// no certificate authority issues certificates for them: RFC 6761 (test,
+// example, invalid, localhost and the example second-level names), RFC
+// 6762 (local), RFC 7686 (onion), RFC 8375 (home.arpa) and the private-use
+// top-level domain internal that ICANN reserved in 2024.
+var specialUseDomains = []string{
+	"local", "localhost", "test", "example", "invalid", "onion", "home.arpa", "internal",
+	"example.com", "example.net", "example.org",
+}
+
+// normalizeDomain converts a typed domain name to its ASCII form: the
+// UTS 46 lookup mapping lowers the case and turns an internationalized
+// name into A-labels (RFC 5891), and one trailing dot is dropped. It
+// returns the problem's catalog key when the name is not a public domain
+// of at least two labels.
+func normalizeDomain(typed string) (ascii, problem string) {
+	name := strings.TrimSuffix(strings.TrimSpace(typed), ".")
+	if name == "" {
+		return "", "validate.domain.empty"
+	}
+	ascii, err := idna.Lookup.ToASCII(name)
+	if err != nil {
+		return "", "validate.domain.invalid"
+	}
+	if problem := hostNameProblem(ascii); problem != "" {
+		return "", problem
+	}
+
+	labels := strings.Split(ascii, ".")
+	switch {
+	case len(labels) < 2:
+		return "", "validate.domain.one_label"
+	case strings.Trim(labels[len(labels)-1], "0123456789") == "":
+		return "", "validate.domain.address"
+	}
+	for _, special := range specialUseDomains {
+		if ascii == special || strings.HasSuffix(ascii, "."+special) {
+			return "", "validate.domain.special"
+		}
+	}
+	return ascii, ""
+}
+
+// hostNameProblem checks a host name in ASCII: labels of 1 to 63 letters,
+// digits and inner hyphens, at most 253 characters in all (RFC 1123
+// section 2.1).
+func hostNameProblem(ascii string) string {
+	if len(ascii) > 253 {
+		return "validate.domain.too_long"
+	}
+	for _, label := range strings.Split(ascii, ".") {
+		if len(label) > 63 {
+			return "validate.domain.label_long"
+		}
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return "validate.domain.invalid"
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !isAlnum(c) && !('A' <= c && c <= 'Z') && c != '-' {
+				return "validate.domain.invalid"
+			}
+		}
+	}
+	return ""
+}
+
+// normalizeHost converts a typed server name or IP address to the form in
+// the settings: an IP address as parsed, a name in lowercase ASCII. Unlike
+// a domain, a name of one label is allowed.
+func normalizeHost(typed string) (host, problem string) {
+	typed = strings.TrimSpace(typed)
+	if typed == "" {
+		return "", "validate.host.empty"
+	}
+	if addr, err := netip.ParseAddr(strings.Trim(typed, "[]")); err == nil {
+		return addr.String(), ""
+	}
+	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(typed, "."))
+	if err != nil || hostNameProblem(ascii) != "" {
+		return "", "validate.host.invalid"
+	}
+	return ascii, ""
+}
+
+// parsePort reads a TCP port number.
+func parsePort(typed string) (port int, problem string) {
+	typed = strings.TrimSpace(typed)
+	if typed == "" {
+		return 0, "validate.port.empty"
+	}
+	port, err := strconv.Atoi(typed)
+	if err != nil || port < 1 || port > 65535 {
+		return 0, "validate.port.invalid"
+	}
+	return port, ""
+}
+
+// normalizeHostPort converts "host" or "host:port" to host:port, with
+// defaultPort when the port is left out. An IPv6 address with a port goes
+// in brackets, as in URLs. For a problem, it also returns the host or the
+// port as typed, whichever is at fault.
+func normalizeHostPort(typed string, defaultPort int) (hostPort, problem, fault string) {
+	typed = strings.TrimSpace(typed)
+	hostText, portText := typed, strconv.Itoa(defaultPort)
+	if h, p, err := net.SplitHostPort(typed); err == nil {
+		hostText, portText = h, p
+	}
+	host, problem := normalizeHost(hostText)
+	if problem != "" {
+		return "", problem, hostText
+	}
+	port, problem := parsePort(portText)
+	if problem != "" {
+		return "", problem, portText
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), "", ""
+}
+
+// maxSecretBytes caps API tokens, keys and passwords for other services,
+// as package control does.
+const maxSecretBytes = 4096
+
+// tokenProblem checks an API token, which never contains white space.
+func tokenProblem(token string) string {
+	switch {
+	case len(token) > maxSecretBytes:
+		return "validate.secret.too_long"
+	case strings.IndexFunc(token, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return "validate.token.chars"
+	}
+	return ""
+}
+
+// secretPasswordProblem checks a password for another service, which may
+// contain spaces but no control characters.
+func secretPasswordProblem(password string) string {
+	switch {
+	case len(password) > maxSecretBytes:
+		return "validate.secret.too_long"
+	case !utf8.ValidString(password) || strings.IndexFunc(password, unicode.IsControl) >= 0:
+		return "validate.secret.control"
+	}
+	return ""
+}
+
+// cleanTSIGSecret returns a TSIG key in standard base64 with padding. It
+// accepts the key as tsig-keygen and BIND's key files print it, with the
+// quotes and the semicolon around it.
+func cleanTSIGSecret(typed string) (secret, problem string) {
+	secret = strings.TrimSpace(typed)
+	secret = strings.TrimSuffix(secret, ";")
+	secret = strings.Trim(secret, `"`)
+	secret = strings.Join(strings.Fields(secret), "")
+	if len(secret) > maxSecretBytes {
+		return "", "validate.secret.too_long"
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(secret)
+	if err != nil || len(key) == 0 {
+		return "", "validate.tsig_secret.base64"
+	}
+	return secret, ""
+}
+
+// keyNameProblem checks a TSIG key name: labels of letters, digits,
+// hyphens and underscores, with an optional trailing dot (RFC 8945 section
+// 4.2 allows any domain name, and BIND's key names use underscores).
+func keyNameProblem(name string) string {
+	trimmed := strings.TrimSuffix(name, ".")
+	if trimmed == "" {
+		return "validate.key_name.empty"
+	}
+	if hostNameProblem(strings.ReplaceAll(trimmed, "_", "a")) != "" {
+		return "validate.key_name.invalid"
+	}
+	return ""
 }

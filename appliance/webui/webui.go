@@ -56,9 +56,19 @@ type Options struct {
 	Hostname string
 
 	// AgentSocket is the path of heimwolke-agent's control API socket,
-	// where the admin dashboard asks for the agent's status. Empty means
-	// control.AgentSocket.
+	// where the setup wizard sends the settings and the admin dashboard
+	// asks for the agent's status. Empty means control.AgentSocket.
 	AgentSocket string
+
+	// SetupCodeFile is the path of setup-code.txt on the boot partition.
+	// While the file exists and holds a code, the wizard asks for it
+	// first. Empty means that no code is required.
+	SetupCodeFile string
+
+	// ServicesReady reports whether the services serve with the box's
+	// certificate, for the wizard's progress page. Nil means that the page
+	// shows the services as waiting.
+	ServicesReady func() bool
 
 	// DataDir is the folder of the box's persistent data. The admin
 	// dashboard shows the size of its file system, and the factory reset
@@ -105,7 +115,8 @@ type Handler struct {
 	secrets *secretFlashes
 	website WebsitePublisher
 
-	admin adminConfig
+	admin  adminConfig
+	wizard wizardConfig
 
 	// applyMu makes the wizard's final step run once at a time, so that
 	// two browsers that press it together do not both create accounts.
@@ -130,6 +141,10 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	wizard, err := newWizardConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 
 	h := &Handler{
 		accounts: opts.Accounts,
@@ -148,6 +163,7 @@ func New(opts Options) (*Handler, error) {
 		secrets:  newSecretFlashes(opts.Now),
 		website:  opts.Website,
 		admin:    newAdminConfig(opts),
+		wizard:   wizard,
 	}
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
 	h.routes()
@@ -157,18 +173,7 @@ func New(opts Options) (*Handler, error) {
 func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /{$}", h.home)
 
-	// The setup wizard. The later steps (domain, router, mail, services,
-	// updates) are not written yet, see wizardSteps.
-	h.mux.HandleFunc("GET /setup", h.wizardStart)
-	h.mux.HandleFunc("GET /setup/{$}", h.wizardStart)
-	h.mux.HandleFunc("GET /setup/language", h.languageStep)
-	h.mux.HandleFunc("POST /setup/language", h.saveLanguageStep)
-	h.mux.HandleFunc("GET /setup/owner", h.ownerStep)
-	h.mux.HandleFunc("POST /setup/owner", h.saveOwnerStep)
-	h.mux.HandleFunc("GET /setup/members", h.membersStep)
-	h.mux.HandleFunc("POST /setup/members", h.saveMembersStep)
-	h.mux.HandleFunc("GET /setup/summary", h.summaryStep)
-	h.mux.HandleFunc("POST /setup/apply", h.applySetup)
+	h.registerWizardRoutes()
 
 	h.mux.HandleFunc("GET /login", h.loginPage)
 	h.mux.HandleFunc("POST /login", h.login)

@@ -36,6 +36,7 @@ type testEnv struct {
 	accounts *accounts.Store
 	setup    *SetupState
 	dbPath   string
+	agent    *testAgent // the control API server that the wizard sends to
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -59,11 +60,12 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { setup.Close() })
 
-	h, err := New(Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: logger, Version: "v1.2.3-test"})
+	agent := startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
+	h, err := New(Options{Accounts: store, Setup: setup, Limiter: limiter, Logger: logger, Version: "v1.2.3-test", AgentSocket: agent.socket})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{h: h, accounts: store, setup: setup, dbPath: dbPath}
+	return &testEnv{h: h, accounts: store, setup: setup, dbPath: dbPath, agent: agent}
 }
 
 // browser is a client with a cookie jar that sends requests straight to a
@@ -207,13 +209,8 @@ const (
 // "ben", and returns after the owner is logged in.
 func completeSetup(t *testing.T, b *browser) {
 	t.Helper()
-	wantRedirect(t, b.submit("/setup/language", "/setup/language", form("lang", "de")), "/setup/owner")
-	wantRedirect(t, b.submit("/setup/owner", "/setup/owner", form(
-		"name", "anna", "display_name", "Anna Müller", "password", ownerPassword, "password2", ownerPassword)), "/setup/members")
-	wantRedirect(t, b.submit("/setup/members", "/setup/members", form(
-		"action", "add", "name", "ben", "display_name", "Ben", "password", memberPassword, "password2", memberPassword, "language", "en")), "/setup/members")
-	wantRedirect(t, b.submit("/setup/members", "/setup/members", form("action", "next")), "/setup/summary")
-	wantRedirect(t, b.submit("/setup/summary", "/setup/apply", form()), "/account?notice=setup_done")
+	walkWizard(t, b)
+	applyAndFinish(t, b)
 }
 
 // setupDone returns a test environment whose setup is complete, with the

@@ -1,14 +1,9 @@
 package webui
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-
-	"github.com/heimwolke/heimwolke/packages/accounts"
 )
 
 // wizardStep is one page of the setup wizard.
@@ -17,24 +12,35 @@ type wizardStep struct {
 	Title string // catalog key
 }
 
-// wizardSteps lists the wizard's pages in order.
-//
-// TODO: the steps domain, router, mail, services and updates belong between
-// members and summary. They send their settings to heimwolke-agent over the
-// control API, which this wizard does not use yet.
-var wizardSteps = []wizardStep{
-	{"/setup/language", "setup.language.title"},
-	{"/setup/owner", "setup.owner.title"},
-	{"/setup/members", "setup.members.title"},
-	{"/setup/summary", "setup.summary.title"},
-}
-
+// Steps of the wizard, in order. The code step is left out when no setup
+// code is required.
 const (
-	stepLanguage = iota
+	stepCode = iota
+	stepLanguage
 	stepOwner
 	stepMembers
+	stepDomain
+	stepRouter
+	stepMail
+	stepServices
+	stepUpdates
 	stepSummary
+	stepCount
 )
+
+// wizardSteps lists the wizard's pages by step.
+var wizardSteps = [stepCount]wizardStep{
+	stepCode:     {"/setup/code", "setup.code.title"},
+	stepLanguage: {"/setup/language", "setup.language.title"},
+	stepOwner:    {"/setup/owner", "setup.owner.title"},
+	stepMembers:  {"/setup/members", "setup.members.title"},
+	stepDomain:   {"/setup/domain", "setup.domain.title"},
+	stepRouter:   {"/setup/router", "setup.router.title"},
+	stepMail:     {"/setup/mail", "setup.mail.title"},
+	stepServices: {"/setup/services", "setup.services.title"},
+	stepUpdates:  {"/setup/updates", "setup.updates.title"},
+	stepSummary:  {"/setup/summary", "setup.summary.title"},
+}
 
 // wizardProgress places a page in the wizard.
 type wizardProgress struct {
@@ -42,9 +48,13 @@ type wizardProgress struct {
 }
 
 func (h *Handler) wizardPage(v *visit, lang string, step int) *page {
+	first := stepLanguage
+	if h.wizard.code.required() {
+		first = stepCode
+	}
 	p := h.newPage(v, wizardSteps[step].Title)
 	p.Lang = lang
-	p.Step = &wizardProgress{Number: step + 1, Total: len(wizardSteps)}
+	p.Step = &wizardProgress{Number: step - first + 1, Total: stepCount - first}
 	p.Version = h.version
 	return p
 }
@@ -56,14 +66,52 @@ func (h *Handler) draftOf(r *http.Request) draft {
 // wizardStart sends the visitor to the first step that lacks something.
 func (h *Handler) wizardStart(w http.ResponseWriter, r *http.Request) {
 	d := h.draftOf(r)
-	step := stepSummary
+	var step int
 	switch {
+	case h.wizard.code.required() && !d.CodeOK:
+		step = stepCode
 	case !d.LangChosen:
 		step = stepLanguage
-	case !d.ownerReady():
-		step = stepOwner
+	default:
+		step = missingStep(d, stepSummary)
+		if step != stepOwner && !d.Saved[stepMembers] {
+			step = stepMembers
+		}
 	}
 	http.Redirect(w, r, wizardSteps[step].Path, http.StatusSeeOther)
+}
+
+// missingStep returns the first step that the page of step needs and that
+// lacks something, or step itself when none does. Every page from the
+// members step on needs the owner. The summary and apply also need every
+// step from domain to updates, but not the optional members step.
+func missingStep(d draft, step int) int {
+	if step > stepOwner && !d.ownerReady() {
+		return stepOwner
+	}
+	if step == stepSummary {
+		for s := stepDomain; s < stepSummary; s++ {
+			if !d.Saved[s] {
+				return s
+			}
+		}
+	}
+	return step
+}
+
+// needSteps redirects to the step that the page of step needs first and
+// returns false, or returns true when nothing is missing.
+func needSteps(w http.ResponseWriter, r *http.Request, d draft, step int) bool {
+	if missing := missingStep(d, step); missing != step {
+		http.Redirect(w, r, wizardSteps[missing].Path, http.StatusSeeOther)
+		return false
+	}
+	return true
+}
+
+// nextStep redirects to the step after step.
+func nextStep(w http.ResponseWriter, r *http.Request, step int) {
+	http.Redirect(w, r, wizardSteps[step+1].Path, http.StatusSeeOther)
 }
 
 // languageOption is one radio button or select option.
@@ -112,19 +160,32 @@ func (h *Handler) ownerStep(w http.ResponseWriter, r *http.Request) {
 	h.renderOwnerStep(w, visitOf(r), h.draftOf(r), http.StatusOK, nil)
 }
 
+// ownerData is the content of the owner step.
+type ownerData struct {
+	Owner person
+	// Locked means that apply has created the accounts, so that changes
+	// here would no longer take effect.
+	Locked bool
+}
+
 func (h *Handler) renderOwnerStep(w http.ResponseWriter, v *visit, d draft, status int, errs formErrors) {
 	p := h.wizardPage(v, d.Lang, stepOwner)
 	p.Errors = errs
-	p.Data = d.Owner
+	p.Data = ownerData{Owner: d.Owner, Locked: d.Apply.AccountsCreated}
 	h.render(w, status, "setup_owner", p)
 }
 
 // saveOwnerStep keeps what was entered in the draft even when a field is
 // invalid, so that the form shows it again, and keeps a valid password
-// while other fields are wrong.
+// while other fields are wrong. Once apply has created the accounts, the
+// step changes nothing.
 func (h *Handler) saveOwnerStep(w http.ResponseWriter, r *http.Request) {
 	v := visitOf(r)
 	d := h.draftOf(r)
+	if d.Apply.AccountsCreated {
+		nextStep(w, r, stepOwner)
+		return
+	}
 	f := r.PostForm
 	d.Owner.DisplayName = normalizeDisplayName(f.Get("display_name"))
 
@@ -193,6 +254,8 @@ type membersData struct {
 	New       person
 	Languages []languageOption
 	Full      bool
+	// Locked means that apply has created the accounts.
+	Locked bool
 }
 
 func (h *Handler) membersStep(w http.ResponseWriter, r *http.Request) {
@@ -216,13 +279,15 @@ func (h *Handler) renderMembersStep(w http.ResponseWriter, v *visit, d draft, st
 		New:       d.NewMember,
 		Languages: languageOptions(newLang),
 		Full:      len(d.Members) >= maxMembers,
+		Locked:    d.Apply.AccountsCreated,
 	}
 	h.render(w, status, "setup_members", p)
 }
 
 // saveMembersStep handles the three buttons of the members step: "remove"
 // a listed member, "add" the member in the form, and "next", which adds the
-// member in the form too unless the form is empty.
+// member in the form too unless the form is empty. Once apply has created
+// the accounts, only "next" remains.
 func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 	v := visitOf(r)
 	d := h.draftOf(r)
@@ -233,6 +298,10 @@ func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 
 	f := r.PostForm
 	action := f.Get("action")
+	if d.Apply.AccountsCreated {
+		h.membersLocked(w, r, v, d, action)
+		return
+	}
 	if action == "remove" {
 		d.Members = slices.DeleteFunc(d.Members, func(m person) bool { return m.Name == f.Get("member") })
 		h.drafts.put(v.visitor, d)
@@ -243,8 +312,9 @@ func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 	formEmpty := f.Get("name") == "" && f.Get("display_name") == "" && f.Get("password") == "" && f.Get("password2") == ""
 	if action == "next" && formEmpty {
 		d.NewMember = person{}
+		d.Saved[stepMembers] = true
 		h.drafts.put(v.visitor, d)
-		http.Redirect(w, r, wizardSteps[stepSummary].Path, http.StatusSeeOther)
+		nextStep(w, r, stepMembers)
 		return
 	}
 
@@ -270,153 +340,35 @@ func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Members = append(d.Members, m)
 	d.NewMember = person{}
-	h.drafts.put(v.visitor, d)
-
-	next := wizardSteps[stepMembers].Path
-	if action == "next" {
-		next = wizardSteps[stepSummary].Path
+	if action != "next" {
+		h.drafts.put(v.visitor, d)
+		http.Redirect(w, r, wizardSteps[stepMembers].Path, http.StatusSeeOther)
+		return
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	d.Saved[stepMembers] = true
+	h.drafts.put(v.visitor, d)
+	nextStep(w, r, stepMembers)
+}
+
+// membersLocked handles the members step after apply has created the
+// accounts: "next" moves on, and anything else shows the page again, which
+// explains why it no longer changes the members.
+func (h *Handler) membersLocked(w http.ResponseWriter, r *http.Request, v *visit, d draft, action string) {
+	if action != "next" {
+		http.Redirect(w, r, wizardSteps[stepMembers].Path, http.StatusSeeOther)
+		return
+	}
+	d.Saved[stepMembers] = true
+	h.drafts.put(v.visitor, d)
+	nextStep(w, r, stepMembers)
 }
 
 func (h *Handler) summaryStep(w http.ResponseWriter, r *http.Request) {
 	d := h.draftOf(r)
-	if !d.ownerReady() {
-		http.Redirect(w, r, wizardSteps[stepOwner].Path, http.StatusSeeOther)
+	if !needSteps(w, r, d, stepSummary) {
 		return
 	}
-	h.renderSummaryStep(w, visitOf(r), d, http.StatusOK, nil)
-}
-
-func (h *Handler) renderSummaryStep(w http.ResponseWriter, v *visit, d draft, status int, errs formErrors) {
-	p := h.wizardPage(v, d.Lang, stepSummary)
-	p.Errors = errs
-	p.Data = d
-	h.render(w, status, "setup_summary", p)
-}
-
-// applySetup creates the accounts of the draft, marks the setup complete
-// and logs the owner in.
-func (h *Handler) applySetup(w http.ResponseWriter, r *http.Request) {
-	v := visitOf(r)
-	h.applyMu.Lock()
-	defer h.applyMu.Unlock()
-
-	if h.setup.Complete() {
-		h.renderSetupComplete(w, v)
-		return
-	}
-	d := h.draftOf(r)
-	if !d.ownerReady() {
-		http.Redirect(w, r, wizardSteps[stepOwner].Path, http.StatusSeeOther)
-		return
-	}
-
-	owner, problem, err := h.createOwner(r.Context(), v, d)
-	if err != nil {
-		h.internalError(w, v, "creating owner", err)
-		return
-	}
-	if problem != "" {
-		var errs formErrors
-		errs.add("apply", problem)
-		h.renderSummaryStep(w, v, d, http.StatusConflict, errs)
-		return
-	}
-	for _, m := range d.Members {
-		if err := h.createMember(r.Context(), m); err != nil {
-			h.internalError(w, v, "creating member", err)
-			return
-		}
-	}
-	if err := h.setup.MarkComplete(r.Context(), h.now()); err != nil {
-		h.internalError(w, v, "completing setup", err)
-		return
-	}
-	h.drafts.drop()
-	h.log.Info("setup completed", "owner", owner.Name, "members", len(d.Members), "source", v.source)
-
-	if err := h.startSession(w, r, v, owner); err != nil {
-		h.internalError(w, v, "logging in owner after setup", err)
-		return
-	}
-	http.Redirect(w, r, "/account?notice=setup_done", http.StatusSeeOther)
-}
-
-// createOwner creates the draft's owner. When an owner exists already, an
-// earlier apply stopped before it marked the setup complete, and the owner
-// is taken over if the draft has its name and password. A problem that is
-// not empty is the message for the user about what to change.
-func (h *Handler) createOwner(ctx context.Context, v *visit, d draft) (owner *accounts.User, problem string, err error) {
-	owner, err = h.accounts.CreateOwner(ctx, accounts.NewUser{
-		Name:        d.Owner.Name,
-		DisplayName: d.Owner.DisplayName,
-		Language:    accounts.Language(d.Lang),
-		Password:    d.Owner.password,
-	})
-	switch {
-	case err == nil:
-		return owner, "", nil
-	case errors.Is(err, accounts.ErrExists):
-		return h.resumeOwner(ctx, v, d)
-	case errors.Is(err, accounts.ErrInvalid):
-		h.log.Warn("owner rejected by the accounts store", "err", err)
-		return nil, h.t(d.Lang, "setup.apply.invalid"), nil
-	}
-	return nil, "", err
-}
-
-// resumeOwner returns the existing owner if it has the draft's owner name
-// and password.
-func (h *Handler) resumeOwner(ctx context.Context, v *visit, d draft) (*accounts.User, string, error) {
-	users, err := h.accounts.Users(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	i := slices.IndexFunc(users, func(u accounts.User) bool { return u.Role == accounts.RoleOwner })
-	if i < 0 {
-		// The name belongs to a member, which only an interrupted apply
-		// with another owner name can have created.
-		return nil, h.t(d.Lang, "validate.name.taken", "name", d.Owner.Name), nil
-	}
-	existing := users[i]
-	interrupted := h.t(d.Lang, "setup.apply.owner_exists", "name", existing.Name)
-	if existing.Name != d.Owner.Name {
-		return nil, interrupted, nil
-	}
-
-	_, err = h.accounts.CheckPassword(ctx, d.Owner.Name, d.Owner.password, v.source, v.protocol())
-	var throttled *accounts.ThrottledError
-	switch {
-	case err == nil, errors.Is(err, accounts.ErrTOTPRequired):
-		h.log.Info("resuming interrupted setup", "owner", existing.Name, "source", v.source)
-		return &existing, "", nil
-	case errors.As(err, &throttled):
-		return nil, h.t(d.Lang, "login.throttled", "wait", h.waitText(d.Lang, throttled.RetryAfter)), nil
-	case errors.Is(err, accounts.ErrBadCredentials):
-		return nil, interrupted, nil
-	}
-	return nil, "", err
-}
-
-// createMember creates a member of the draft, or skips one that an
-// interrupted apply created already.
-func (h *Handler) createMember(ctx context.Context, m person) error {
-	_, err := h.accounts.CreateMember(ctx, accounts.NewUser{
-		Name:        m.Name,
-		DisplayName: m.DisplayName,
-		Language:    accounts.Language(m.Language),
-		Password:    m.password,
-	})
-	if errors.Is(err, accounts.ErrExists) {
-		u, lookupErr := h.accounts.UserByName(ctx, m.Name)
-		if lookupErr == nil && u.Role == accounts.RoleMember {
-			h.log.Info("member exists from an interrupted setup", "user", m.Name)
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("creating member %q: %w", m.Name, err)
-	}
-	return nil
+	p := h.wizardPage(visitOf(r), d.Lang, stepSummary)
+	p.Data = h.summaryOf(d)
+	h.render(w, http.StatusOK, "setup_summary", p)
 }

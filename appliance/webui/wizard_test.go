@@ -74,11 +74,11 @@ func TestWizardLanguageFromAcceptLanguage(t *testing.T) {
 	b.acceptLanguage = "de-AT,de;q=0.9,en;q=0.5"
 	res := b.get("/setup/language")
 	wantStatus(t, res, http.StatusOK)
-	wantBody(t, res, `<html lang="de">`, `value="de" checked`, "Schritt 1 von 4")
+	wantBody(t, res, `<html lang="de">`, `value="de" checked`, "Schritt 1 von 9")
 
 	wantRedirect(t, b.post("/setup/language", form("lang", "en")), "/setup/owner")
 	res = b.get("/setup/owner")
-	wantBody(t, res, `<html lang="en">`, "Step 2 of 4", "Login name")
+	wantBody(t, res, `<html lang="en">`, "Step 2 of 9", "Login name")
 }
 
 // TestWizardFirstPageGreets guards what the whole-box test reads after the
@@ -216,7 +216,8 @@ func TestWizardMembersAddAndRemove(t *testing.T) {
 	wantRedirect(t, b.submit("/setup/members", "/setup/members", form("action", "remove", "member", "ben")), "/setup/members")
 	// "next" with a filled form adds that member before moving on.
 	wantRedirect(t, b.submit("/setup/members", "/setup/members", form(
-		"action", "next", "name", "dora", "password", memberPassword, "password2", memberPassword, "language", "en")), "/setup/summary")
+		"action", "next", "name", "dora", "password", memberPassword, "password2", memberPassword, "language", "en")), "/setup/domain")
+	walkLaterSteps(t, b)
 
 	res = b.get("/setup/summary")
 	wantStatus(t, res, http.StatusOK)
@@ -274,7 +275,7 @@ func TestWizardSecondRunRefused(t *testing.T) {
 	late.acceptLanguage = "de"
 	wantRedirect(t, late.submit("/setup/owner", "/setup/owner", form(
 		"name", "carla", "password", memberPassword, "password2", memberPassword)), "/setup/members")
-	late.get("/setup/summary")
+	late.get("/setup/members")
 	completeSetup(t, newBrowser(t, env.h, lanAddr))
 
 	res := late.post("/setup/apply", form())
@@ -289,7 +290,7 @@ func TestWizardSecondRunRefused(t *testing.T) {
 	}
 
 	b := newBrowser(t, env.h, otherLANAddr)
-	for _, path := range []string{"/setup", "/setup/language", "/setup/owner", "/setup/summary"} {
+	for _, path := range []string{"/setup", "/setup/language", "/setup/owner", "/setup/domain", "/setup/summary", "/setup/progress"} {
 		res := b.get(path)
 		wantStatus(t, res, http.StatusForbidden)
 		wantBody(t, res, "Setup already complete", "cannot run a second time", `href="/login"`)
@@ -310,16 +311,23 @@ func TestWizardResumesInterruptedApply(t *testing.T) {
 	b := newBrowser(t, env.h, lanAddr)
 	wantRedirect(t, b.submit("/setup/owner", "/setup/owner", form(
 		"name", "anna", "password", "ein ganz anderes passwort", "password2", "ein ganz anderes passwort")), "/setup/members")
-	res := b.submit("/setup/summary", "/setup/apply", form())
-	wantStatus(t, res, http.StatusConflict)
-	wantBody(t, res, "has already created the account anna")
+	wantRedirect(t, b.submit("/setup/members", "/setup/members", form("action", "next")), "/setup/domain")
+	walkLaterSteps(t, b)
+	wantRedirect(t, b.submit("/setup/summary", "/setup/apply", form()), "/setup/progress")
+	res := b.get("/setup/progress")
+	wantStatus(t, res, http.StatusOK)
+	wantBody(t, res, "has already created the account anna", `<a href="/setup/owner" id="fix-accounts">`)
+	wantNotInBody(t, res, `id="finish"`)
+	if got := len(env.agent.received()); got != 0 {
+		t.Errorf("agent received %d settings before the accounts existed, want 0", got)
+	}
 	if env.setup.Complete() {
 		t.Fatal("setup complete after a wrong owner password")
 	}
 
 	wantRedirect(t, b.submit("/setup/owner", "/setup/owner", form(
 		"name", "anna", "password", ownerPassword, "password2", ownerPassword)), "/setup/members")
-	wantRedirect(t, b.submit("/setup/summary", "/setup/apply", form()), "/account?notice=setup_done")
+	applyAndFinish(t, b)
 	if !env.setup.Complete() {
 		t.Error("setup not complete after resuming with the owner's password")
 	}

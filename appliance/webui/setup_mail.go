@@ -1,0 +1,134 @@
+package webui
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/heimwolke/heimwolke/packages/control"
+)
+
+// Choices of the mail step.
+const (
+	mailDirect    = "direct"
+	mailSmarthost = "smarthost"
+)
+
+// mailDraft is the mail step's form. The password is kept in memory only,
+// see draftStore.
+type mailDraft struct {
+	// Mode is mailDirect or mailSmarthost, or "" before the step was sent.
+	Mode string
+	Host string
+	Port string // as typed
+	// TLS is control.SmarthostImplicitTLS or control.SmarthostSTARTTLS.
+	TLS  string
+	User string
+
+	password string
+}
+
+func (m mailDraft) HasPassword() bool { return m.password != "" }
+
+func (h *Handler) mailStep(w http.ResponseWriter, r *http.Request) {
+	d := h.draftOf(r)
+	if !needSteps(w, r, d, stepMail) {
+		return
+	}
+	h.renderMailStep(w, visitOf(r), d, http.StatusOK, nil)
+}
+
+func (h *Handler) renderMailStep(w http.ResponseWriter, v *visit, d draft, status int, errs formErrors) {
+	p := h.wizardPage(v, d.Lang, stepMail)
+	p.Errors = errs
+	p.Data = d.Mail
+	h.render(w, status, "setup_mail", p)
+}
+
+// saveMailStep keeps every field as typed, and a valid password, even when
+// the step fails.
+func (h *Handler) saveMailStep(w http.ResponseWriter, r *http.Request) {
+	v := visitOf(r)
+	d := h.draftOf(r)
+	if !needSteps(w, r, d, stepMail) {
+		return
+	}
+
+	f := r.PostForm
+	m := &d.Mail
+	m.Mode = f.Get("mail_mode")
+	m.Host = strings.TrimSpace(f.Get("smarthost_host"))
+	m.Port = strings.TrimSpace(f.Get("smarthost_port"))
+	m.TLS = f.Get("smarthost_tls")
+	m.User = strings.TrimSpace(f.Get("smarthost_user"))
+
+	var errs formErrors
+	switch m.Mode {
+	case mailDirect:
+	case mailSmarthost:
+		h.checkSmarthost(&errs, d.Lang, m, f.Get("smarthost_password"))
+	default:
+		errs.add("mail_mode", h.t(d.Lang, "validate.mail_mode"))
+	}
+	d.Saved[stepMail] = len(errs) == 0
+	h.drafts.put(v.visitor, d)
+
+	if len(errs) > 0 {
+		h.renderMailStep(w, v, d, http.StatusUnprocessableEntity, errs)
+		return
+	}
+	nextStep(w, r, stepMail)
+}
+
+// checkSmarthost checks the smarthost's fields. The ports 465 and 587 are
+// fixed to a TLS mode: 465 to implicit TLS (RFC 8314 section 7.3) and 587
+// to STARTTLS (RFC 6409), so that a mismatch is a typing error.
+func (h *Handler) checkSmarthost(errs *formErrors, lang string, m *mailDraft, password string) {
+	if _, problem := normalizeHost(m.Host); problem != "" {
+		errs.add("smarthost_host", h.t(lang, problem, "value", m.Host))
+	}
+	port, problem := parsePort(m.Port)
+	if problem != "" {
+		errs.add("smarthost_port", h.t(lang, problem, "value", m.Port))
+	}
+	switch {
+	case m.TLS != control.SmarthostImplicitTLS && m.TLS != control.SmarthostSTARTTLS:
+		errs.add("smarthost_tls", h.t(lang, "validate.smarthost_tls"))
+	case port == 465 && m.TLS == control.SmarthostSTARTTLS:
+		errs.add("smarthost_tls", h.t(lang, "validate.smarthost_tls.465"))
+	case port == 587 && m.TLS == control.SmarthostImplicitTLS:
+		errs.add("smarthost_tls", h.t(lang, "validate.smarthost_tls.587"))
+	}
+
+	if problem := secretPasswordProblem(m.User); problem != "" || len(m.User) > 256 {
+		errs.add("smarthost_user", h.t(lang, "validate.user.invalid"))
+	}
+	if m.User == "" && password == "" {
+		// Both fields empty: the smarthost takes mail without a login.
+		m.password = ""
+	}
+	if password != "" {
+		if problem := secretPasswordProblem(password); problem != "" {
+			errs.add("smarthost_password", h.t(lang, problem))
+		} else {
+			m.password = password
+		}
+	}
+	switch {
+	case m.User != "" && m.password == "" && errs.Get("smarthost_password") == "":
+		errs.add("smarthost_password", h.t(lang, "validate.smarthost_password.empty"))
+	case m.User == "" && m.password != "":
+		errs.add("smarthost_user", h.t(lang, "validate.smarthost_user.empty"))
+	}
+}
+
+// settings returns the mail part of the settings for a saved mail step.
+func (m mailDraft) settings() control.MailSettings {
+	if m.Mode != mailSmarthost {
+		return control.MailSettings{}
+	}
+	host, _ := normalizeHost(m.Host)
+	port, _ := parsePort(m.Port)
+	return control.MailSettings{Smarthost: &control.SmarthostSettings{
+		Host: host, Port: port, TLS: m.TLS, Username: m.User, Password: m.password,
+	}}
+}
