@@ -300,11 +300,14 @@ func secretPasswordProblem(password string) string {
 }
 
 // cleanTSIGSecret returns a TSIG key in standard base64 with padding. It
-// accepts the key as tsig-keygen and BIND's key files print it, with the
-// quotes and the semicolon around it.
+// also accepts the key line as tsig-keygen and BIND's key files print it:
+// secret "c2VjcmV0...";
 func cleanTSIGSecret(typed string) (secret, problem string) {
 	secret = strings.TrimSpace(typed)
-	secret = strings.TrimSuffix(secret, ";")
+	secret = strings.TrimSpace(strings.TrimSuffix(secret, ";"))
+	if keyword, rest, ok := strings.Cut(secret, " "); ok && strings.EqualFold(keyword, "secret") {
+		secret = strings.TrimSpace(rest)
+	}
 	secret = strings.Trim(secret, `"`)
 	secret = strings.Join(strings.Fields(secret), "")
 	if len(secret) > maxSecretBytes {

@@ -107,11 +107,10 @@ func serveTestAgent(t *testing.T, a *testAgent) (stop func()) {
 	return nil
 }
 
-// wizardEnv is a testEnv with its own agent, options and a log buffer.
+// wizardEnv is a testEnv with options of its own and a log buffer.
 type wizardEnv struct {
 	*testEnv
-	agent *testAgent
-	logs  *syncBuffer
+	logs *syncBuffer
 }
 
 // syncBuffer is a bytes.Buffer for a logger that handlers share.
@@ -166,7 +165,6 @@ func newWizardEnv(t *testing.T, configure func(*Options)) *wizardEnv {
 	}
 	return &wizardEnv{
 		testEnv: &testEnv{h: h, accounts: store, setup: setup, dbPath: dbPath, agent: agent},
-		agent:   agent,
 		logs:    logs,
 	}
 }
