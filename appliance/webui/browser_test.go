@@ -21,10 +21,10 @@ import (
 )
 
 // TestBrowserWizardAndAccount drives headless Chromium through every step
-// of the wizard, with a setup code, an agent that first rejects a setting
-// and then takes them, and on to a login, the creation of an app password
-// and the logout, once in German and once in English, on a phone-sized
-// screen. It writes a PNG screenshot of every page to
+// of the wizard on a phone-sized screen, once in German and once in
+// English. The box requires a setup code, and its agent first rejects a
+// setting and then takes them. Then the test logs in, creates an app
+// password and logs out. It writes a PNG screenshot of every page to
 // $HEIMWOLKE_SCREENSHOTS, or to a temporary folder that the test output
 // names.
 func TestBrowserWizardAndAccount(t *testing.T) {
@@ -308,8 +308,8 @@ func runWizard(t *testing.T, b *tab, env *wizardEnv, lang string) {
 	}
 	b.shot("09-summary")
 
-	// The agent rejects the token first: the progress page says so and
-	// links to the domain step, which still has everything.
+	// The agent rejects the token first. The progress page shows the
+	// agent's message and links to the domain step, which kept every entry.
 	env.agent.rejectWith(&control.ValidationError{Problems: []control.Problem{
 		{Field: "dns.token", Message: "rejected by Hetzner: token lacks write permission"}}})
 	b.click("apply")

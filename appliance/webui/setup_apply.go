@@ -72,31 +72,44 @@ func (h *Handler) applySetup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	settings := settingsOf(d)
-	run := applyRun{At: h.now(), AccountsCreated: d.Apply.AccountsCreated, Domain: settings.Domain, Services: settings.Services}
-	run.Issues = h.settingsIssues(d.Lang, "settings", settings.Validate())
-	if len(run.Issues) > 0 {
-		h.log.Error("wizard built invalid settings", "err", settings.Validate())
+	run, err := h.runApply(r.Context(), v, d)
+	if err != nil {
+		h.internalError(w, v, "creating accounts", err)
+		return
 	}
-	if len(run.Issues) == 0 && !run.AccountsCreated {
-		issue, err := h.createAccounts(r.Context(), v, d)
-		if err != nil {
-			h.internalError(w, v, "creating accounts", err)
-			return
-		}
-		if issue != nil {
-			run.Issues = append(run.Issues, *issue)
-		}
-		run.AccountsCreated = issue == nil
-	}
-	if len(run.Issues) == 0 {
-		run.Issues = h.sendSettings(r.Context(), v, d.Lang, settings)
-		run.SettingsSent = len(run.Issues) == 0
-	}
-
 	d.Apply = run
 	h.drafts.put(v.visitor, d)
 	http.Redirect(w, r, "/setup/progress", http.StatusSeeOther)
+}
+
+// runApply does the work of apply and records how far it got. An error is
+// internal; what the household can fix is in the run's issues.
+func (h *Handler) runApply(ctx context.Context, v *visit, d draft) (applyRun, error) {
+	settings := settingsOf(d)
+	run := applyRun{At: h.now(), AccountsCreated: d.Apply.AccountsCreated, Domain: settings.Domain, Services: settings.Services}
+	if err := settings.Validate(); err != nil {
+		// Every step checks its fields, so this is a defect of the wizard.
+		// The household can still save the step again.
+		h.log.Error("wizard assembled invalid settings", "err", err)
+		run.Issues = h.settingsIssues(d.Lang, "setup.progress.settings.invalid", err)
+		return run, nil
+	}
+
+	if !run.AccountsCreated {
+		issue, err := h.createAccounts(ctx, v, d)
+		if err != nil {
+			return run, err
+		}
+		if issue != nil {
+			run.Issues = []applyIssue{*issue}
+			return run, nil
+		}
+		run.AccountsCreated = true
+	}
+
+	run.Issues = h.sendSettings(ctx, v, d.Lang, settings)
+	run.SettingsSent = len(run.Issues) == 0
+	return run, nil
 }
 
 // settingsOf assembles the agent's settings from a draft whose steps are
@@ -152,8 +165,9 @@ func (h *Handler) sendSettings(ctx context.Context, v *visit, lang string, s con
 		h.log.Info("setup settings sent to the agent", "domain", s.Domain, "dns_provider", s.DNS.Provider, "source", v.source)
 		return nil
 	}
-	// The error carries the agent's messages and the socket path, never a
-	// secret: the agent's messages name fields, not the secrets' values.
+	// The error carries the socket path and the agent's messages, which
+	// package control words with field names and never with a secret's
+	// value.
 	h.log.Warn("sending setup settings to the agent failed", "source", v.source, "err", err)
 	return h.agentIssues(lang, err)
 }
@@ -165,7 +179,7 @@ func (h *Handler) agentIssues(lang string, err error) []applyIssue {
 	var apiErr *control.Error
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Code == control.CodeInvalid && len(apiErr.Problems) > 0:
-		return h.settingsIssues(lang, "agent", &control.ValidationError{Problems: apiErr.Problems})
+		return h.settingsIssues(lang, "setup.progress.agent.invalid", &control.ValidationError{Problems: apiErr.Problems})
 	case errors.As(err, &apiErr) && apiErr.Code == control.CodeBusy:
 		issue.Message = h.t(lang, "setup.progress.agent.busy")
 	case errors.As(err, &apiErr) && (apiErr.Code == control.CodeUnsupportedSchema || apiErr.Code == control.CodeBadJSON || apiErr.Code == control.CodeNotFound):
@@ -184,23 +198,21 @@ func (h *Handler) agentIssues(lang string, err error) []applyIssue {
 	return []applyIssue{issue}
 }
 
-// settingsIssues turns the invalid fields of the settings into issues that
-// point at the wizard step of each field. source is "settings" when the
-// wizard's own check found them, "agent" when the agent rejected them.
-func (h *Handler) settingsIssues(lang, source string, err error) []applyIssue {
+// settingsIssues turns the invalid fields of the settings into issues with
+// the message of messageKey, each pointing at the wizard step of its field.
+func (h *Handler) settingsIssues(lang, messageKey string, err error) []applyIssue {
 	var validation *control.ValidationError
 	if !errors.As(err, &validation) {
-		return nil
+		return []applyIssue{{Step: "settings", Message: h.t(lang, messageKey), Detail: err.Error(), FixStep: -1}}
 	}
 	var issues []applyIssue
 	for _, p := range validation.Problems {
-		step := stepOfSettingsField(p.Field)
-		issue := applyIssue{Step: "settings", Detail: p.Field + ": " + p.Message, FixStep: step}
-		issue.Message = h.t(lang, "setup.progress.settings.invalid")
-		if source == "agent" {
-			issue.Message = h.t(lang, "setup.progress.agent.invalid")
-		}
-		issues = append(issues, issue)
+		issues = append(issues, applyIssue{
+			Step:    "settings",
+			Message: h.t(lang, messageKey),
+			Detail:  p.Field + ": " + p.Message,
+			FixStep: stepOfSettingsField(p.Field),
+		})
 	}
 	return issues
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/heimwolke/heimwolke/packages/control"
 )
 
-// TestApplyAgentDown checks what the household sees when no agent listens
-// on the control socket: the reason and the next action, a retry that
-// works once the agent is back, and entries that are all still there.
+// TestApplyAgentDown checks the page when no agent listens on the control
+// socket: it shows the reason and the next action, a retry works once the
+// agent is back, and every entry is still there.
 func TestApplyAgentDown(t *testing.T) {
 	for _, lang := range []string{"de", "en"} {
 		t.Run(lang, func(t *testing.T) {

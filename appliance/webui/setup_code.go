@@ -25,7 +25,7 @@ const (
 )
 
 // setupCode is the code from setup-code.txt on the boot partition, which
-// the wizard asks for before anything else. Whoever can read the SD card
+// the wizard requests before anything else. Whoever can read the SD card
 // can set the box up, and a neighbour on a shared Wi-Fi cannot.
 type setupCode struct {
 	// sum is the SHA-256 of the normalized code. Comparing sums keeps the
@@ -58,7 +58,7 @@ func readSetupCode(path string, log *slog.Logger) (setupCode, error) {
 
 	code := normalizeSetupCode(string(data))
 	if code == "" {
-		log.Warn("setup code file holds no code; the wizard asks for none", "path", path)
+		log.Warn("setup code file contains no code; no code required", "path", path)
 		return setupCode{}, nil
 	}
 	log.Info("setup code required", "path", path)

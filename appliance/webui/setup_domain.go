@@ -48,8 +48,8 @@ func (d domainDraft) HasDynDNS2Password() bool { return d.dyndns2Password != "" 
 // LANOnly reports whether the household chose to go without a domain.
 func (d domainDraft) LANOnly() bool { return d.Mode == domainNone }
 
-// DisplayName returns the domain in Unicode, as the household knows it,
-// or as typed when it is not valid.
+// DisplayName returns the domain with its A-labels in Unicode, or as
+// typed when it is not valid.
 func (d domainDraft) DisplayName() string {
 	ascii, problem := normalizeDomain(d.Name)
 	if problem != "" {

@@ -75,8 +75,8 @@ func (h *Handler) progressPage(w http.ResponseWriter, r *http.Request) {
 	}
 	report := h.progressOf(r.Context(), d)
 	if report.Waiting {
-		// The Refresh header is in the HTML standard's list of headers
-		// that browsers obey (section 7.11.1, "refresh").
+		// Browsers follow the Refresh header as they follow <meta
+		// http-equiv="refresh">, and the layout has no place for the meta.
 		w.Header().Set("Refresh", strconv.Itoa(progressRefresh))
 	}
 	p := h.newPage(visitOf(r), "setup.progress.title")
@@ -146,7 +146,8 @@ func (h *Handler) agentStatus(ctx context.Context) (control.Status, error) {
 	defer cancel()
 	status, err := h.wizard.agent.Status(ctx)
 	if err != nil {
-		h.log.Info("reading the agent's status for the setup progress failed", "err", err)
+		// Debug, because the page repeats this every few seconds.
+		h.log.Debug("reading the agent's status for the setup progress failed", "err", err)
 	}
 	return status, err
 }

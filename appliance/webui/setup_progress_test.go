@@ -145,7 +145,7 @@ func TestProgressWithoutDomain(t *testing.T) {
 }
 
 // TestProgressAgentGone checks the page when the agent took the settings
-// and then stopped answering: it keeps waiting rather than failing.
+// and then stopped responding: the page keeps waiting rather than failing.
 func TestProgressAgentGone(t *testing.T) {
 	env := newTestEnv(t)
 	b := newBrowser(t, env.h, lanAddr)

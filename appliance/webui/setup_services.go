@@ -72,7 +72,7 @@ type updatesDraft struct {
 type updatesData struct {
 	Updates updatesDraft
 	Hours   []int
-	// Now is the box's local time, so that the household sees which
+	// Now is the box's local time, so that the household can tell which
 	// clock the hour follows.
 	Now time.Time
 }

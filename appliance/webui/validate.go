@@ -153,11 +153,11 @@ func (h *Handler) checkNewPassword(errs *formErrors, lang, field, password, repe
 // catalog key of the rule that a value breaks, or "", so that the form can
 // name the fix. Package control checks the assembled settings again.
 
-// specialUseDomains are names that never resolve on the internet, so that
-// no certificate authority issues certificates for them: RFC 6761 (test,
-// example, invalid, localhost and the example second-level names), RFC
-// 6762 (local), RFC 7686 (onion), RFC 8375 (home.arpa) and the private-use
-// top-level domain internal that ICANN reserved in 2024.
+// specialUseDomains are names that no household can own, so that no
+// certificate authority issues certificates for them. RFC 6761 reserves
+// test, example, invalid, localhost and the example second-level names.
+// RFC 6762 reserves local, RFC 7686 onion and RFC 8375 home.arpa, and ICANN
+// reserved internal for private networks.
 var specialUseDomains = []string{
 	"local", "localhost", "test", "example", "invalid", "onion", "home.arpa", "internal",
 	"example.com", "example.net", "example.org",

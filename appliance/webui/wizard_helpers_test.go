@@ -206,11 +206,11 @@ func walkLaterSteps(t *testing.T, b *browser) {
 }
 
 // applyAndFinish presses the summary's button and then "finish" on the
-// progress page, and returns after the owner is logged in. When the
-// handler's agent does not take the settings, as in the tests of the admin
-// dashboard with a missing or failing agent, the helper presses "try again"
-// with a test agent in its place, and puts the handler's agent back
-// afterwards.
+// progress page, and returns after the owner is logged in. Some handlers
+// have an agent that does not take settings, as in the admin dashboard's
+// tests of a missing or failing agent. For them the helper presses "try
+// again" with a test agent in its place and then puts the handler's agent
+// back.
 func applyAndFinish(t *testing.T, b *browser) {
 	t.Helper()
 	h, ok := b.h.(*Handler)

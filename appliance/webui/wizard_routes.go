@@ -6,7 +6,7 @@ import (
 	"github.com/heimwolke/heimwolke/packages/control"
 )
 
-// wizardConfig is what the setup wizard takes from Options.
+// wizardConfig holds the setup wizard's part of Options.
 type wizardConfig struct {
 	code  setupCode
 	agent *control.Client

@@ -146,7 +146,7 @@ func override(pairs, changes []string) []string {
 }
 
 // TestWizardMessagesInGerman guards a few messages word for word, so that
-// the German catalog is not merely complete but says the right thing.
+// the German catalog is not merely complete but also correct.
 func TestWizardMessagesInGerman(t *testing.T) {
 	env := newTestEnv(t)
 	b := newBrowser(t, env.h, lanAddr)
