@@ -21,8 +21,9 @@ import (
 	"github.com/heimwolke/heimwolke/packages/logging"
 )
 
-// maxFormBytes caps the body of a form POST. The largest form, the owner
-// step, carries two passwords of at most 1024 bytes each.
+// maxFormBytes caps the body of a form POST. The largest forms carry two
+// passwords of at most 1024 bytes each (the owner step) or one token or key
+// of at most 4096 bytes (the domain step).
 const maxFormBytes = 16 << 10
 
 // Options configures a Handler.
