@@ -3,7 +3,6 @@ package webui
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +18,7 @@ import (
 // folder that the test output names.
 func TestBrowserAdminPages(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium", "chromium")
-	shots := os.Getenv("HEIMWOLKE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", shots)
+	shots := screenshotDir(t)
 
 	started := time.Now().Add(-50 * time.Hour)
 	socket := serveAgent(t, &fakeAgent{status: control.Status{

@@ -29,13 +29,7 @@ import (
 // names.
 func TestBrowserWizardAndAccount(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium", "chromium")
-	shots := os.Getenv("HEIMWOLKE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", shots)
+	shots := screenshotDir(t)
 
 	t.Run("internet", func(t *testing.T) {
 		env := newTestEnv(t)
@@ -466,4 +460,18 @@ func runAccount(t *testing.T, b *tab, env *testEnv, lang string) {
 	if status := b.open("/account"); status != http.StatusOK || b.at() != "/login" {
 		t.Errorf("/account after logout: got %d at %s, want the login page", status, b.at())
 	}
+}
+
+// screenshotDir returns the folder for the browser tests' PNG screenshots:
+// $HEIMWOLKE_SCREENSHOTS, or a temporary folder that the test output names.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("HEIMWOLKE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
 }

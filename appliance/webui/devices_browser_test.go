@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -21,13 +20,7 @@ import (
 func TestBrowserDevicePages(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium", "chromium")
 	testpeer.Require(t, "zbarimg", "zbar-tools")
-	shots := os.Getenv("HEIMWOLKE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", shots)
+	shots := screenshotDir(t)
 
 	env := setupDone(t)
 	srv := httptest.NewServer(withHostname(t, env, testHostname)) // listens on 127.0.0.1, a LAN address

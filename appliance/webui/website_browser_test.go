@@ -19,12 +19,7 @@ import (
 // browser sends the CSRF field before the file, which the upload needs.
 func TestBrowserPublishesWebsite(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium", "chromium")
-	shots := os.Getenv("HEIMWOLKE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 
 	env, site := websiteEnv(t)
 	front := web.New(web.Options{
