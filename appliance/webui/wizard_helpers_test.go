@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/authlimit"
 	"github.com/heimwolke/heimwolke/packages/control"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // testAgent is a control API handler like heimwolke-agent's, served by a
@@ -113,23 +113,7 @@ type wizardEnv struct {
 	logs *syncBuffer
 }
 
-// syncBuffer is a bytes.Buffer for a logger that handlers share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testpeer.Buffer
 
 // newWizardEnv builds a handler whose agent runs on a socket in a
 // temporary folder and whose log goes to a buffer at debug level.

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -75,24 +74,7 @@ func blankDisk(t *testing.T, size int64) string {
 	return path
 }
 
-// syncBuffer is a bytes.Buffer that the console goroutine and the test can
-// use at the same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testpeer.Buffer
 
 // startVM starts cfg, stops it when the test ends and logs the console
 // output when the test failed.

@@ -2,6 +2,7 @@
 // tests run against (unsquashfs, fsck.vfat, QEMU, ...). A missing program skips
 // the test with one line that names the Debian package to install, except
 // under CI=true, where a missing program fails the test: CI must install it.
+// Buffer collects a peer's output while the test reads it.
 package testpeer
 
 import (
