@@ -146,8 +146,8 @@ func TestAMD64Box(t *testing.T) {
 		t.Fatal("/healthz has no storage figures: /perm is not mounted")
 	}
 	// The image carries a 256 MiB /perm. Grown, its partition runs from
-	// the same start to the end of the disk; statfs counts a few percent
-	// less than that for the file system's own metadata.
+	// the same start to the end of the disk. statfs counts a few percent
+	// less than that, because the file system's metadata takes the rest.
 	partition := uint64(diskSize - image(t, "amd64").Layout.Perm)
 	if got := health.Storage.TotalBytes; got < partition*9/10 {
 		t.Errorf("/perm is %d MiB after boot on a %d MiB disk, want about %d MiB", got>>20, diskSize>>20, partition>>20)

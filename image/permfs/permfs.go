@@ -1,7 +1,7 @@
 // Package permfs makes the empty ext4 file system of the image's /perm
 // partition. gokrazy never formats /perm itself, so the image must carry a
-// formatted one; the box grows it to the whole card at first boot, which
-// needs the resize_inode feature that this file system has.
+// formatted one. The box grows it online to the whole card at first boot, using
+// the reserved group descriptor blocks of the resize_inode feature.
 package permfs
 
 import (

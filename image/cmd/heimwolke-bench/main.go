@@ -1,8 +1,9 @@
 // Command heimwolke-bench measures the image builder and the booted box and
-// prints the results as Markdown rows for docs/benchmarks.md: build time cold
-// (empty Go build cache) and warm, image sizes, time from QEMU start to the
-// first HTTP 200, and the resident memory of the box's programs. Module
-// downloads are not timed: the modules must already be in the module cache.
+// prints the results as Markdown rows for docs/benchmarks.md. It measures
+// build time cold (empty Go build cache) and warm, image sizes, the time from
+// QEMU start to the first HTTP 200, and the resident memory of the box's
+// programs. Module downloads are not timed, because the modules must already
+// be in the module cache.
 package main
 
 import (
@@ -123,6 +124,7 @@ func timedBoot(ctx context.Context, img, target, work string, wantHealth bool) (
 	if err != nil {
 		return 0, health, "", err
 	}
+
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -135,36 +137,48 @@ func timedBoot(ctx context.Context, img, target, work string, wantHealth bool) (
 		return 0, health, "", err
 	}
 	defer vm.Stop()
+
 	base := "http://" + vm.Addr(80)
 	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		if ctx.Err() != nil {
-			return 0, health, "", fmt.Errorf("%s box: no HTTP 200 within 5 minutes", target)
-		}
-		resp, err := client.Get(base + "/")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitForOK(ctx, client, base+"/"); err != nil {
+		return 0, health, "", fmt.Errorf("%s box: %w", target, err)
 	}
 	d := time.Since(start)
+
 	if wantHealth {
 		time.Sleep(10 * time.Second)
-		resp, err := client.Get(base + "/healthz")
-		if err != nil {
-			return 0, health, "", err
-		}
-		err = json.NewDecoder(resp.Body).Decode(&health)
-		resp.Body.Close()
-		if err != nil {
+		if health, err = readHealth(client, base+"/healthz"); err != nil {
 			return 0, health, "", err
 		}
 	}
 	return d, health, vm.Accel(), nil
+}
+
+// waitForOK polls url until it returns status 200 or ctx ends.
+func waitForOK(ctx context.Context, client *http.Client, url string) error {
+	for ctx.Err() == nil {
+		resp, err := client.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no HTTP 200 from %s: %w", url, ctx.Err())
+}
+
+func readHealth(client *http.Client, url string) (web.Health, error) {
+	var health web.Health
+	resp, err := client.Get(url)
+	if err != nil {
+		return health, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&health)
+	return health, err
 }
 
 func printMachine(ctx context.Context) {

@@ -183,7 +183,7 @@ func runVM(ctx context.Context, args []string) error {
 		return err
 	}
 	if boot.GOARCH != *target {
-		return fmt.Errorf("%s holds a linux/%s kernel: use --target %s", *image, boot.GOARCH, boot.GOARCH)
+		return fmt.Errorf("%s contains a linux/%s kernel: use --target %s", *image, boot.GOARCH, boot.GOARCH)
 	}
 	forwards, err := qemu.DefaultForwards(*offset)
 	if err != nil {
