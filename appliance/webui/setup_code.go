@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
-	"unicode"
+
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 )
 
 const (
@@ -56,7 +56,7 @@ func readSetupCode(path string, log *slog.Logger) (setupCode, error) {
 		return setupCode{}, fmt.Errorf("setup code file %s is larger than %d bytes: put only the code in it", path, maxSetupCodeFile)
 	}
 
-	code := normalizeSetupCode(string(data))
+	code := setupcode.Parse(data)
 	if code == "" {
 		log.Warn("setup code file contains no code; no code required", "path", path)
 		return setupCode{}, nil
@@ -65,24 +65,11 @@ func readSetupCode(path string, log *slog.Logger) (setupCode, error) {
 	return setupCode{sum: sha256.Sum256([]byte(code)), set: true}, nil
 }
 
-// normalizeSetupCode drops a byte order mark, white space and hyphens and
-// upper-cases letters, so that a code copied with its grouping, a line
-// break or in lowercase still matches.
-func normalizeSetupCode(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\uFEFF' || r == '-' || unicode.IsSpace(r) {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.ToUpper(s)
-}
-
 func (c setupCode) required() bool { return c.set }
 
 // matches reports whether typed is the code.
 func (c setupCode) matches(typed string) bool {
-	sum := sha256.Sum256([]byte(normalizeSetupCode(typed)))
+	sum := sha256.Sum256([]byte(setupcode.Normalize(typed)))
 	return subtle.ConstantTimeCompare(sum[:], c.sum[:]) == 1
 }
 
@@ -122,7 +109,7 @@ func (h *Handler) saveCodeStep(w http.ResponseWriter, r *http.Request) {
 
 	typed := r.PostForm.Get("setup_code")
 	switch {
-	case normalizeSetupCode(typed) == "":
+	case setupcode.Normalize(typed) == "":
 		errs.add("setup_code", h.t(d.Lang, "validate.setup_code.empty"))
 	case !h.wizard.code.matches(typed):
 		h.limiter.Fail(setupCodeThrottleKey, v.source)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 )
 
 const testSetupCode = "K7QM-2XPA-9RTF"
@@ -135,8 +137,8 @@ func TestNormalizeSetupCode(t *testing.T) {
 		{" - ", ""},
 	}
 	for _, tt := range tests {
-		if got := normalizeSetupCode(tt.in); got != tt.want {
-			t.Errorf("normalizeSetupCode(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := setupcode.Normalize(tt.in); got != tt.want {
+			t.Errorf("setupcode.Normalize(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/heimwolke/heimwolke/appliance/web"
 	"github.com/heimwolke/heimwolke/image/build"
 	"github.com/heimwolke/heimwolke/image/qemu"
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
@@ -26,14 +28,18 @@ func qemuProgram(target string) (string, string) {
 	return "qemu-system-aarch64", "qemu-system-arm"
 }
 
-// bootBox boots a copy of the target's image, enlarged to diskSize, and
-// returns the running VM once the console shows our init.
-func bootBox(t *testing.T, target string, diskSize int64) (*qemu.VM, time.Time) {
+// bootBox boots a copy of the target's image, enlarged to diskSize and with
+// code in its setup-code.txt as flash writes it (none when code is empty),
+// and returns the running VM once the console shows our init.
+func bootBox(t *testing.T, target string, diskSize int64, code string) (*qemu.VM, time.Time) {
 	t.Helper()
 	program, pkg := qemuProgram(target)
 	testpeer.Require(t, program, pkg)
 	res := image(t, target)
 	disk := copySparse(t, res.Path, diskSize)
+	if code != "" {
+		writeSetupCode(t, disk, code)
+	}
 	boot, err := build.ExtractBoot(disk, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -135,13 +141,54 @@ func checkFirstBootPage(t *testing.T, vm *qemu.VM, start time.Time) web.Health {
 	return health
 }
 
-// TestAMD64Box boots the amd64 image on a disk twice its size, gets the
-// first-boot page with the right version, and checks that /perm grew to the
-// larger disk.
+// writeSetupCode writes code into the setup-code.txt of the disk image at
+// path, the way flash does on a card.
+func writeSetupCode(t *testing.T, path, code string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	boot, err := setupcode.BootOffset(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setupcode.Write(f, boot, code); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSetupCodeStep checks whether the wizard asks for a setup code: the
+// box read the code from its boot partition. Without one, the code step
+// sends the browser on to the language step.
+func checkSetupCodeStep(t *testing.T, vm *qemu.VM, wantAsked bool) {
+	t.Helper()
+	client := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get("http://" + vm.Addr(80) + "/setup/code")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	asked := resp.StatusCode == http.StatusOK && strings.Contains(string(body), `name="setup_code"`)
+	if asked != wantAsked {
+		t.Errorf("GET /setup/code: status %d, asks for the code: %v, want %v", resp.StatusCode, asked, wantAsked)
+	}
+}
+
+// TestAMD64Box boots the amd64 image on a disk twice its size with a setup
+// code written as flash does, gets the first-boot page with the right
+// version, checks that the wizard asks for the code, and that /perm grew to
+// the larger disk.
 func TestAMD64Box(t *testing.T) {
 	const diskSize = 2 << 30
-	vm, start := bootBox(t, "amd64", diskSize)
+	vm, start := bootBox(t, "amd64", diskSize, "K3QX-7M4D-WT9A")
 	health := checkFirstBootPage(t, vm, start)
+	checkSetupCodeStep(t, vm, true)
 	if health.Storage == nil {
 		t.Fatal("/healthz has no storage figures: /perm is not mounted")
 	}
@@ -155,8 +202,10 @@ func TestAMD64Box(t *testing.T) {
 }
 
 // TestARM64Box boots the arm64 image on QEMU's virt machine and gets the
-// first-boot page with the right version.
+// first-boot page with the right version. The image was not flashed, so
+// the wizard asks for no setup code.
 func TestARM64Box(t *testing.T) {
-	vm, start := bootBox(t, "arm64", 0)
+	vm, start := bootBox(t, "arm64", 0, "")
 	checkFirstBootPage(t, vm, start)
+	checkSetupCodeStep(t, vm, false)
 }

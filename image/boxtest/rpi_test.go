@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/heimwolke/heimwolke/image/build"
-	"github.com/heimwolke/heimwolke/image/fat"
 	"github.com/heimwolke/heimwolke/image/qemu"
+	"github.com/heimwolke/heimwolke/packages/fat"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/heimwolke/heimwolke/image/fat"
 	"github.com/heimwolke/heimwolke/image/squashfs"
+	"github.com/heimwolke/heimwolke/packages/fat"
 )
 
 // writeFAT lays out the boot partition at offset and returns the bytes its

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/heimwolke/heimwolke/image/fat"
 	"github.com/heimwolke/heimwolke/image/mbr"
+	"github.com/heimwolke/heimwolke/packages/fat"
 )
 
 // BootFiles are the files that QEMU needs to start an image directly: the

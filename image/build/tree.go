@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 )
 
 // entry is one file, folder or symbolic link of a file system being built.
@@ -131,6 +133,8 @@ func bootTree(tg Target, kernelDir, firmwareDir, cmdline string) (*tree, error) 
 	t := newTree()
 	t.file("vmlinuz", 0o644, filepath.Join(kernelDir, "vmlinuz"))
 	t.bytes("cmdline.txt", 0o644, []byte(cmdline+"\n"))
+	// A placeholder that `heimwolke-image flash` overwrites in place.
+	t.bytes(setupcode.FileName, 0o644, setupcode.Placeholder())
 	if firmwareDir == "" {
 		return t, nil
 	}

@@ -20,6 +20,11 @@ type Options struct {
 	// /dev/sdb, or a symlink to one such as /dev/disk/by-id/usb-....
 	Device string
 
+	// SetupCode, when not empty, is written into setup-code.txt on the
+	// card's boot partition after the image is verified, and the wizard
+	// then asks for it (see packages/setupcode).
+	SetupCode string
+
 	// Yes skips the confirmation prompt.
 	Yes bool
 

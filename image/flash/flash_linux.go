@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 )
 
 // Flash writes the image opts.Image to the start of opts.Device and verifies
@@ -80,6 +82,19 @@ func checkTarget(h host, t target, img image) error {
 	return nil
 }
 
+// writeSetupCode puts code into setup-code.txt on the boot partition that
+// was just written, after the image's checksum was verified, and flushes it.
+func writeSetupCode(dev *os.File, t target, code string) error {
+	boot, err := setupcode.BootOffset(dev)
+	if err != nil {
+		return fmt.Errorf("writing the setup code to %s: %w", t.path, err)
+	}
+	if err := setupcode.Write(dev, boot, code); err != nil {
+		return fmt.Errorf("writing the setup code to %s: %w", t.path, err)
+	}
+	return flushTarget(dev, t)
+}
+
 // writeTarget writes, flushes and verifies the image on t and, for a block
 // device, lets the kernel re-read the partition table.
 func writeTarget(ctx context.Context, t target, img image, opts Options) error {
@@ -99,6 +114,11 @@ func writeTarget(ctx context.Context, t target, img image, opts Options) error {
 	}
 	if err := verifyImage(ctx, dev, t, img, sums, opts.Out); err != nil {
 		return err
+	}
+	if opts.SetupCode != "" {
+		if err := writeSetupCode(dev, t, opts.SetupCode); err != nil {
+			return err
+		}
 	}
 	if t.block {
 		if err := rereadPartitionTable(dev, t, opts.Logger); err != nil {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heimwolke/heimwolke/packages/fat"
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
@@ -448,4 +450,55 @@ func TestFlashBusyPartitionTable(t *testing.T) {
 		t.Errorf("log does not report a busy partition table:\n%s", logs.String())
 	}
 	requireSameContent(t, img, dev, imageSize)
+}
+
+// TestFlashSetupCode flashes an image whose boot partition holds the
+// setup-code.txt placeholder and checks that the code lands on the copy,
+// not in the image file, and that an image without the file is refused.
+func TestFlashSetupCode(t *testing.T) {
+	img := writeRandomImage(t, imageSize)
+	writePartitionTable(t, img, 4096)
+	w, err := fat.NewWriter(fat.Options{Size: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFile(setupcode.FileName, setupcode.Placeholder()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WritePartition(f, 4096*512); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	copyPath := filepath.Join(t.TempDir(), "copy.img")
+	if err := os.WriteFile(copyPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Image: img, Device: copyPath, Yes: true, AllowRegularFile: true, SetupCode: "K3QX-7M4D-WT9A"}
+	if err := Flash(t.Context(), opts); err != nil {
+		t.Fatalf("Flash with a setup code: %v", err)
+	}
+	for path, want := range map[string]string{copyPath: "K3QX7M4DWT9A", img: ""} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := setupcode.Read(f, 4096*512)
+		f.Close()
+		if err != nil || got != want {
+			t.Errorf("setup code in %s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+
+	plain := writeRandomImage(t, imageSize)
+	writePartitionTable(t, plain, 4096)
+	opts.Image = plain
+	err = Flash(t.Context(), opts)
+	if err == nil || !strings.Contains(err.Error(), "rebuild the image") {
+		t.Errorf("Flash of an image without %s: err = %v, want one that says to rebuild the image", setupcode.FileName, err)
+	}
 }

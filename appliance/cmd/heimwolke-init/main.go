@@ -6,16 +6,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/gokrazy/gokrazy"
 
 	"github.com/heimwolke/heimwolke/appliance/growperm"
+	"github.com/heimwolke/heimwolke/packages/fat"
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
 
@@ -24,7 +29,7 @@ import (
 var programs = [][]string{
 	{"/gokrazy/dhcp"},
 	{"/gokrazy/ntp"},
-	{"/usr/bin/heimwolke", "--log-console", "--mdns=heimwolke"},
+	{"/usr/bin/heimwolke", "--log-console", "--mdns=heimwolke", "--setup-code-file=" + setupCodeCopy},
 	{"/usr/bin/heimwolke-agent", "--log-console"},
 }
 
@@ -42,7 +47,11 @@ func main() {
 		log.Printf("heimwolke-init: boot: %v", err)
 	}
 
-	growPerm()
+	logger := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("program", "heimwolke-init")
+	if disk, ok := findDisk(logger); ok {
+		growPerm(disk, logger)
+		copySetupCode(disk, logger)
+	}
 
 	services := make([]*gokrazy.Service, 0, len(programs))
 	for _, argv := range programs {
@@ -55,20 +64,28 @@ func main() {
 	select {}
 }
 
-// growPerm extends /perm to the end of the card. It runs at every boot and
-// does nothing when there is no room to grow.
-func growPerm() {
-	logger := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("program", "heimwolke-init")
+// setupCodeCopy is where heimwolke reads the setup code. /run is a tmpfs,
+// so the copy is made again at every boot.
+const setupCodeCopy = "/run/heimwolke/setup-code.txt"
+
+// findDisk returns the disk that holds the root file system and /perm.
+func findDisk(logger *slog.Logger) (growperm.Devices, bool) {
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		logger.Error("reading kernel command line", "err", err)
-		return
+		return growperm.Devices{}, false
 	}
 	devices, err := growperm.FindDevices(string(cmdline))
 	if err != nil {
 		logger.Error("finding the /perm partition", "err", err)
-		return
+		return growperm.Devices{}, false
 	}
+	return devices, true
+}
+
+// growPerm extends /perm to the end of the card. It runs at every boot and
+// does nothing when there is no room to grow.
+func growPerm(devices growperm.Devices, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := growperm.Grow(ctx, devices.Disk, "/perm", logger)
@@ -79,4 +96,39 @@ func growPerm() {
 	if res.Changed() {
 		logger.Info("grew /perm", "disk", devices.Disk, "old_bytes", res.OldFileSystemBytes, "new_bytes", res.NewFileSystemBytes)
 	}
+}
+
+// copySetupCode copies setup-code.txt from the card's boot partition to
+// setupCodeCopy for heimwolke. gokrazy does not mount the boot partition,
+// so the file is read from the disk with our FAT reader.
+func copySetupCode(devices growperm.Devices, logger *slog.Logger) {
+	disk, err := os.Open(devices.Disk)
+	if err != nil {
+		logger.Error("reading the setup code", "disk", devices.Disk, "err", err)
+		return
+	}
+	defer disk.Close()
+	boot, err := setupcode.BootOffset(disk)
+	if err != nil {
+		logger.Error("reading the setup code", "disk", devices.Disk, "err", err)
+		return
+	}
+	data, err := fat.ReadFile(disk, boot, setupcode.FileName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // an image from before setup codes: none is asked for
+	}
+	if err != nil {
+		logger.Error("reading the setup code", "disk", devices.Disk, "err", err)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(setupCodeCopy), 0o700); err != nil {
+		logger.Error("copying the setup code", "err", err)
+		return
+	}
+	if err := os.WriteFile(setupCodeCopy, data, 0o600); err != nil {
+		logger.Error("copying the setup code", "err", err)
+		return
+	}
+	// The code itself is a secret and never logged.
+	logger.Info("setup code copied", "from", devices.Disk, "to", setupCodeCopy, "has_code", setupcode.Parse(data) != "")
 }

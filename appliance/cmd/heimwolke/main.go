@@ -37,6 +37,7 @@ func main() {
 	logConsole := flag.Bool("log-console", false, "copy log lines to /dev/console (the box's serial console)")
 	debug := flag.Bool("debug", false, "log every request")
 	mdnsName := flag.String("mdns", "", "answer multicast DNS for NAME.local on the LAN (the box passes heimwolke); empty: off")
+	setupCodeFile := flag.String("setup-code-file", "", "file with the setup code that the wizard asks for (heimwolke-init copies it from the card's boot partition); empty or missing: no code")
 	agentSocket := flag.String("agent-socket", control.AgentSocket, "Unix socket path of heimwolke-agent's control API")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -66,7 +67,7 @@ func main() {
 	if *wwwDir == "" {
 		*wwwDir = filepath.Join(*dataDir, "www")
 	}
-	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs}
+	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs, SetupCodeFile: *setupCodeFile}
 	if err := run(*httpAddr, *dataDir, *dbPath, *wwwDir, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)

@@ -20,6 +20,7 @@ import (
 	"github.com/heimwolke/heimwolke/image/build"
 	"github.com/heimwolke/heimwolke/image/flash"
 	"github.com/heimwolke/heimwolke/image/qemu"
+	"github.com/heimwolke/heimwolke/packages/setupcode"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
 
@@ -131,6 +132,7 @@ func runFlash(ctx context.Context, args []string) error {
 	image := fs.String("image", "", "image file to write (required)")
 	device := fs.String("device", "", "whole card device, e.g. /dev/sdb or /dev/mmcblk0 (required)")
 	yes := fs.Bool("yes", false, "write without asking")
+	noCode := fs.Bool("no-setup-code", false, "write no setup code: anyone on the LAN can then run the setup wizard")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -143,13 +145,28 @@ func runFlash(ctx context.Context, args []string) error {
 	if *device == "" {
 		return usagef("flash", "--device DEV is required: name the whole card, e.g. /dev/sdb (lsblk lists the disks)")
 	}
-	return flash.Flash(ctx, flash.Options{
-		Image:  *image,
-		Device: *device,
-		Yes:    *yes,
-		In:     os.Stdin,
-		Out:    os.Stdout,
+	code := ""
+	if !*noCode {
+		var err error
+		if code, err = setupcode.New(); err != nil {
+			return err
+		}
+	}
+	err := flash.Flash(ctx, flash.Options{
+		Image:     *image,
+		Device:    *device,
+		SetupCode: code,
+		Yes:       *yes,
+		In:        os.Stdin,
+		Out:       os.Stdout,
 	})
+	if err != nil || code == "" {
+		return err
+	}
+	fmt.Printf("\nSetup code / Einrichtungscode: %s\n", code)
+	fmt.Println("The setup wizard asks for it; it is also in setup-code.txt on the card.")
+	fmt.Println("Der Einrichtungsassistent fragt danach; er steht auch in setup-code.txt auf der Karte.")
+	return nil
 }
 
 func runVM(ctx context.Context, args []string) error {

@@ -357,3 +357,38 @@ func (s *longNameState) finish(sum byte) string {
 	}
 	return string(utf16.Decode(units))
 }
+
+// FileExtent returns where the data of the file at path lies: the byte
+// offset in r of its first byte and its size. It fails when the file's
+// clusters are not contiguous, because then no single range holds the
+// file. The writer lays out every file contiguously, so FileExtent lets a
+// program overwrite a file of an image in place without changing its size,
+// which keeps the directory and the FAT as they are.
+func FileExtent(r io.ReaderAt, offset int64, path string) (start, size int64, err error) {
+	v, err := openVolume(r, offset)
+	if err != nil {
+		return 0, 0, err
+	}
+	e, err := v.lookup(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if e.attr&attrDirectory != 0 {
+		return 0, 0, fmt.Errorf("locating %q: is a directory", path)
+	}
+	if e.size == 0 {
+		return 0, 0, fmt.Errorf("locating %q: the file is empty and has no clusters", path)
+	}
+	runs := 0
+	err = v.walkChain(e.cluster, func(uint32, int64) error {
+		runs++
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("locating %q: %w", path, err)
+	}
+	if runs != 1 {
+		return 0, 0, fmt.Errorf("locating %q: its clusters lie in %d separate runs, want 1", path, runs)
+	}
+	return v.base + v.dataOffset + int64(e.cluster-2)*v.clusterSize(), int64(e.size), nil
+}
