@@ -40,9 +40,10 @@ test:
 	$(GO) vet ./...
 	$(GO) test -timeout 40m ./...
 
-## bench: measure image builds and boots; paste the table into docs/benchmarks.md
+## bench: measure image builds and boots, then each service side by side with the established server; paste the results into docs/benchmarks.md
 bench: build
 	$(GO) run ./image/cmd/heimwolke-bench
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./appliance/... ./agent/... ./packages/...
 
 clean:
 	rm -rf out
