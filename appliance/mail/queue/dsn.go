@@ -1,0 +1,166 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bounce delivers a delivery status notification about the failed
+// recipients to the inbox of the user who sent the message.
+func (q *Queue) bounce(ctx context.Context, m *queuedMessage, failed []failure) {
+	log := q.log.With("queue_id", m.id, "login", m.login)
+	if m.login == "" || m.from == "" || q.opts.Local == nil {
+		// A message without a sender (a bounce itself) never gets a
+		// bounce (RFC 5321 section 4.5.5).
+		log.Info("mail bounce dropped", "failed", len(failed))
+		return
+	}
+	lang := "en"
+	if q.opts.Language != nil {
+		lang = q.opts.Language(ctx, m.login)
+	}
+	dsn, err := q.buildDSN(lang, m, failed)
+	if err != nil {
+		log.Error("building bounce failed", "err", err)
+		return
+	}
+	if err := q.opts.Local.Deliver(ctx, m.login, "INBOX", bytes.NewReader(dsn)); err != nil {
+		log.Error("delivering bounce failed", "err", err)
+		return
+	}
+	log.Info("mail bounce delivered", "failed", len(failed))
+}
+
+// buildDSN writes a multipart/report message (RFC 6522) with a
+// human-readable part in lang, a message/delivery-status part (RFC 3464
+// section 2) and the original header as text/rfc822-headers.
+func (q *Queue) buildDSN(lang string, m *queuedMessage, failed []failure) ([]byte, error) {
+	now := q.opts.Now()
+	header, subject := originalHeader(m.data)
+	t := func(key string, repl ...string) string {
+		return strings.NewReplacer(repl...).Replace(q.opts.Catalog.T(lang, key))
+	}
+
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+
+	var text bytes.Buffer
+	text.WriteString(t("mail.bounce.intro", "{host}", q.opts.Hostname) + "\n\n")
+	for _, f := range failed {
+		text.WriteString("  " + f.rcpt + "\n")
+		if strings.HasPrefix(f.status, "5") {
+			text.WriteString("  " + t("mail.bounce.permanent") + "\n")
+		} else {
+			days := strconv.Itoa(int(q.opts.MaxAge.Hours() / 24))
+			text.WriteString("  " + t("mail.bounce.expired", "{days}", days) + "\n")
+		}
+		text.WriteString("  " + t("mail.bounce.reason", "{reason}", f.detail) + "\n\n")
+	}
+	text.WriteString(t("mail.bounce.attached") + "\n")
+	if err := writeTextPart(mw, text.String()); err != nil {
+		return nil, err
+	}
+
+	status := deliveryStatus(q.opts.Hostname, m.created, now, failed)
+	w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"message/delivery-status"}})
+	if err != nil {
+		return nil, err
+	}
+	w.Write(status)
+
+	w, err = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/rfc822-headers"}})
+	if err != nil {
+		return nil, err
+	}
+	w.Write(header)
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+
+	var msg bytes.Buffer
+	from := mail.Address{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + q.opts.Hostname}
+	fmt.Fprintf(&msg, "From: %s\r\n", from.String())
+	fmt.Fprintf(&msg, "To: <%s>\r\n", m.from)
+	fmt.Fprintf(&msg, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", t("mail.bounce.subject", "{subject}", subject)))
+	fmt.Fprintf(&msg, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	fmt.Fprintf(&msg, "Message-ID: <%s@%s>\r\n", randomID(), q.opts.Hostname)
+	fmt.Fprintf(&msg, "Auto-Submitted: auto-replied\r\n") // RFC 3834 section 5
+	fmt.Fprintf(&msg, "MIME-Version: 1.0\r\n")
+	fmt.Fprintf(&msg, "Content-Type: multipart/report; report-type=delivery-status; boundary=%q\r\n\r\n", mw.Boundary())
+	msg.Write(body.Bytes())
+	return msg.Bytes(), nil
+}
+
+func writeTextPart(mw *multipart.Writer, text string) error {
+	w, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type":              {"text/plain; charset=utf-8"},
+		"Content-Transfer-Encoding": {"quoted-printable"},
+	})
+	if err != nil {
+		return err
+	}
+	qp := quotedprintable.NewWriter(w)
+	if _, err := qp.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
+		return err
+	}
+	return qp.Close()
+}
+
+// deliveryStatus writes the per-message and per-recipient fields of RFC
+// 3464 sections 2.2 and 2.3.
+func deliveryStatus(hostname string, arrival, now time.Time, failed []failure) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Reporting-MTA: dns; %s\r\n", hostname)
+	fmt.Fprintf(&b, "Arrival-Date: %s\r\n", arrival.Format(time.RFC1123Z))
+	for _, f := range failed {
+		b.WriteString("\r\n")
+		fmt.Fprintf(&b, "Final-Recipient: rfc822; %s\r\n", f.rcpt)
+		b.WriteString("Action: failed\r\n")
+		fmt.Fprintf(&b, "Status: %s\r\n", f.status)
+		if f.remote != "" {
+			host, _, _ := strings.Cut(f.remote, ":")
+			fmt.Fprintf(&b, "Remote-MTA: dns; %s\r\n", host)
+		}
+		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %s\r\n", oneLine(f.detail))
+		fmt.Fprintf(&b, "Last-Attempt-Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	return b.Bytes()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// originalHeader returns the header of msg without the DKIM signatures
+// the queue added, and its decoded subject.
+func originalHeader(msg []byte) (header []byte, subject string) {
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(msg)
+	}
+	header = msg[:end]
+	if m, err := mail.ReadMessage(bytes.NewReader(msg)); err == nil {
+		subject = m.Header.Get("Subject")
+		if dec, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
+			subject = dec
+		}
+	}
+	return append(header, "\r\n"...), subject
+}
+
+func randomID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
