@@ -1,0 +1,338 @@
+// Package files serves the household's files over WebDAV (RFC 4918, class 1
+// and 2) with quotas (RFC 4331), and stores the share links of the web file
+// browser. It builds on golang.org/x/net/webdav, whose lock system, COPY and
+// MOVE pass litmus, and adds what that package lacks: a file system confined
+// by os.Root, dead properties in SQLite, atomic uploads and request limits.
+package files
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/heimwolke/heimwolke/appliance/webui"
+	"github.com/heimwolke/heimwolke/packages/accounts"
+)
+
+// The URL paths of the folders. A member reaches their own home and the
+// shared folder; only the owner reaches the website folder.
+const (
+	HomePrefix    = "/dav/files/"   // followed by the login name
+	SharedPrefix  = "/dav/shared/"  // the household's shared folder
+	WebsitePrefix = "/dav/website/" // the owner's website document root
+)
+
+// defaultMaxXMLBytes caps a PROPFIND, PROPPATCH or LOCK body. Clients send
+// a few kilobytes; Windows Explorer's PROPPATCH of four Win32 times is
+// below 1 KiB.
+const defaultMaxXMLBytes = 1 << 20
+
+// Options configures a Handler.
+type Options struct {
+	// DataDir is the folder that holds the members' homes (home/LOGIN)
+	// and the shared folder (shared), such as /perm/heimwolke/files.
+	// Required. Missing folders are created on first use.
+	DataDir string
+
+	// WebsiteDir is the website's document root, which the owner reaches
+	// at WebsitePrefix. Empty means that the website folder is not found.
+	WebsiteDir string
+
+	// DB stores the dead properties and the share links. Required. New
+	// applies the component "files" migrations to it.
+	DB *sql.DB
+
+	// QuotaBytes is the size that each member's home may reach. Uploads
+	// beyond it fail with 507 Insufficient Storage. Zero means that only
+	// the free space of the file system limits them.
+	QuotaBytes int64
+
+	// SharedQuotaBytes is the size that the shared folder may reach, and
+	// the website folder separately too. Zero means only the free space.
+	SharedQuotaBytes int64
+
+	// MaxXMLBytes caps the XML body of PROPFIND, PROPPATCH and LOCK.
+	// Larger bodies get 413. Zero means 1 MiB.
+	MaxXMLBytes int64
+
+	// Logger receives errors that clients see as 5xx, never file
+	// contents or credentials. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves WebDAV for the user that webui.BasicAuth admitted. It is
+// safe for concurrent use.
+type Handler struct {
+	dataDir     string
+	websiteDir  string
+	maxXMLBytes int64
+	log         *slog.Logger
+	props       *propStore
+	shares      *ShareStore
+
+	// mu guards roots, which keeps one lock system and one usage counter
+	// per folder across requests.
+	mu    sync.Mutex
+	roots map[string]*rootState
+
+	quotaHome   int64
+	quotaShared int64
+}
+
+// rootState is what outlives a request for one folder tree.
+type rootState struct {
+	locks *lockSystem
+	usage *usage
+}
+
+// New returns the handler. It creates DataDir and migrates the database.
+func New(ctx context.Context, opts Options) (*Handler, error) {
+	if opts.DataDir == "" || opts.DB == nil {
+		return nil, errors.New("files: Options.DataDir and Options.DB are required")
+	}
+	if opts.MaxXMLBytes <= 0 {
+		opts.MaxXMLBytes = defaultMaxXMLBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("files: creating data folder: %w", err)
+	}
+	if err := migrate(ctx, opts.DB); err != nil {
+		return nil, fmt.Errorf("files: migrating database: %w", err)
+	}
+	return &Handler{
+		dataDir:     opts.DataDir,
+		websiteDir:  opts.WebsiteDir,
+		maxXMLBytes: opts.MaxXMLBytes,
+		log:         opts.Logger,
+		props:       &propStore{db: opts.DB},
+		shares:      &ShareStore{db: opts.DB},
+		roots:       make(map[string]*rootState),
+		quotaHome:   opts.QuotaBytes,
+		quotaShared: opts.SharedQuotaBytes,
+	}, nil
+}
+
+// Shares returns the store of share links.
+func (h *Handler) Shares() *ShareStore { return h.shares }
+
+// folder is one tree that a request reaches: its URL prefix, its folder
+// on disk, and the key of its lock system, usage and properties.
+type folder struct {
+	prefix string // URL path without the trailing slash
+	dir    string
+	key    string
+	quota  int64
+}
+
+// folderFor maps a cleaned URL path to the folder it lies in, for user.
+// It returns 404 for paths outside every folder and 403 for a folder that
+// belongs to someone else.
+func (h *Handler) folderFor(user *accounts.User, urlPath string) (folder, int) {
+	switch {
+	case strings.HasPrefix(urlPath+"/", HomePrefix):
+		login, _, _ := strings.Cut(strings.TrimPrefix(urlPath, HomePrefix), "/")
+		if login == "" {
+			return folder{}, http.StatusNotFound
+		}
+		if login != user.Name {
+			return folder{}, http.StatusForbidden
+		}
+		return folder{
+			prefix: HomePrefix + login,
+			dir:    filepath.Join(h.dataDir, "home", login),
+			key:    "home/" + login,
+			quota:  h.quotaHome,
+		}, 0
+
+	case urlPath+"/" == SharedPrefix || strings.HasPrefix(urlPath, SharedPrefix):
+		return folder{
+			prefix: strings.TrimSuffix(SharedPrefix, "/"),
+			dir:    filepath.Join(h.dataDir, "shared"),
+			key:    "shared",
+			quota:  h.quotaShared,
+		}, 0
+
+	case urlPath+"/" == WebsitePrefix || strings.HasPrefix(urlPath, WebsitePrefix):
+		if h.websiteDir == "" {
+			return folder{}, http.StatusNotFound
+		}
+		if user.Role != accounts.RoleOwner {
+			return folder{}, http.StatusForbidden
+		}
+		return folder{
+			prefix: strings.TrimSuffix(WebsitePrefix, "/"),
+			dir:    h.websiteDir,
+			key:    "website",
+			quota:  h.quotaShared,
+		}, 0
+	}
+	return folder{}, http.StatusNotFound
+}
+
+// state returns the lock system and usage counter of f.
+func (h *Handler) state(f folder) *rootState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.roots[f.key]
+	if !ok {
+		st = &rootState{locks: newLockSystem(), usage: &usage{}}
+		h.roots[f.key] = st
+	}
+	return st
+}
+
+// ServeHTTP checks the request's path, headers and XML body and then lets
+// golang.org/x/net/webdav handle it on the user's folder.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, ok := webui.AuthenticatedUser(r.Context())
+	if !ok {
+		// The handler is mounted without BasicAuth in front: a wiring bug.
+		h.log.Error("webdav request without an authenticated user", "path", r.URL.Path)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+
+	urlPath, err := cleanURLPath(r.URL)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f, status := h.folderFor(user, urlPath)
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	xmlBody, status, err := h.checkRequest(r, f, urlPath)
+	if err != nil {
+		writeCheckError(w, status, err)
+		return
+	}
+	h.serveFolder(w, r, f, urlPath, namesQuota(xmlBody))
+}
+
+// serveFolder opens the folder's root and hands the request to the webdav
+// package.
+func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, urlPath string, wantQuota bool) {
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		h.log.Error("creating folder", "folder", f.key, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	// The root is opened for each request, because publishing the
+	// website swaps its folder for a new one.
+	root, err := os.OpenRoot(f.dir)
+	if err != nil {
+		h.log.Error("opening folder", "folder", f.key, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	defer root.Close()
+
+	st := h.state(f)
+	req := &requestState{}
+	fs := &rootFS{
+		root:  root,
+		key:   f.key,
+		props: h.props.forRequest(f.key),
+		usage: st.usage,
+		quota: f.quota,
+		req:   req,
+
+		wantQuota: wantQuota,
+	}
+
+	if bw, ok := r.Body.(*bodyWatcher); ok {
+		bw.state = req
+	}
+	if r.Method == "PUT" && fs.exceedsQuota(r.ContentLength) {
+		http.Error(w, errQuotaExceeded.Error(), http.StatusInsufficientStorage)
+		return
+	}
+
+	r.URL.Path = urlPath
+	r.URL.RawPath = ""
+	name := strings.TrimPrefix(urlPath, f.prefix)
+	switch r.Method {
+	case "LOCK":
+		h.serveLock(w, r, fs, st.locks, f, name)
+		return
+	case "UNLOCK":
+		h.serveUnlock(w, r, st.locks, name)
+		return
+	case "OPTIONS":
+	default:
+		if status, err := applyIf(r, fs, st.locks, f, name); err != nil {
+			writeCheckError(w, status, err)
+			return
+		}
+	}
+	if r.Method == "GET" || r.Method == "HEAD" {
+		h.serveContent(w, r, fs, name)
+		return
+	}
+	rw := &statusRewriter{ResponseWriter: w, req: req}
+	dav := &webdav.Handler{
+		Prefix:     f.prefix,
+		FileSystem: fs,
+		LockSystem: st.locks,
+		Logger: func(r *http.Request, err error) {
+			h.logResult(r, f, req, err)
+		},
+	}
+	dav.ServeHTTP(rw, r)
+}
+
+// logResult logs the errors that the webdav package met, at Debug for
+// those that clients cause and at Error for the rest.
+func (h *Handler) logResult(r *http.Request, f folder, req *requestState, err error) {
+	if err == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if req.internalErr {
+		level = slog.LevelError
+	}
+	h.log.Log(r.Context(), level, "webdav request failed", "method", r.Method, "folder", f.key, "err", err)
+}
+
+// serveContent answers GET and HEAD with ranges and conditions (RFC 9110
+// section 14 and 13) from the file itself, so that the kernel can send it
+// without copying. The ETag has the webdav package's form, which its
+// PROPFIND reports.
+func (h *Handler) serveContent(w http.ResponseWriter, r *http.Request, fsys *rootFS, name string) {
+	rel := relPath(name)
+	file, err := fsys.root.Open(rel)
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		h.log.Error("reading file status", "folder", fsys.key, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if fi.IsDir() {
+		w.Header().Set("Allow", "OPTIONS, LOCK, DELETE, PROPPATCH, COPY, MOVE, UNLOCK, PROPFIND")
+		http.Error(w, "a folder has no content; use PROPFIND to list it", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size()))
+	if ct, _ := (fileInfo{fi}).ContentType(r.Context()); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), file)
+}

@@ -1,0 +1,136 @@
+package files
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/net/webdav"
+)
+
+// usage counts the bytes of the regular files in one folder tree. It walks
+// the tree once and then follows uploads; a delete makes it walk again on
+// next use, because it does not know the sizes that went.
+type usage struct {
+	mu    sync.Mutex
+	known bool
+	bytes int64
+}
+
+// current returns the bytes in use, walking root when they are unknown.
+func (u *usage) current(root *os.Root) (int64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.known {
+		return u.bytes, nil
+	}
+	total, err := treeSize(root)
+	if err != nil {
+		return 0, err
+	}
+	u.bytes, u.known = total, true
+	return total, nil
+}
+
+// add counts n more bytes if they fit under quota (zero means no limit).
+func (u *usage) add(root *os.Root, n, quota int64) error {
+	if _, err := u.current(root); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if quota > 0 && u.bytes+n > quota {
+		return errQuotaExceeded
+	}
+	u.bytes += n
+	return nil
+}
+
+func (u *usage) release(n int64) {
+	u.mu.Lock()
+	u.bytes -= n
+	u.mu.Unlock()
+}
+
+func (u *usage) forget() {
+	u.mu.Lock()
+	u.known = false
+	u.mu.Unlock()
+}
+
+func treeSize(root *os.Root) (int64, error) {
+	var total int64
+	err := fs.WalkDir(root.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measuring folder size: %w", err)
+	}
+	return total, nil
+}
+
+// reserve counts n bytes of an upload against the folder's quota.
+func (fsys *rootFS) reserve(n int64) error {
+	return fsys.usage.add(fsys.root, n, fsys.quota)
+}
+
+// available returns the bytes that may still be written: what the quota
+// leaves, but no more than the file system has free.
+func (fsys *rootFS) available(used int64) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(fsys.dir, &st); err != nil {
+		return 0, fmt.Errorf("reading free space: %w", err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if fsys.quota > 0 {
+		free = min(free, max(fsys.quota-used, 0))
+	}
+	return free, nil
+}
+
+// The quota properties of RFC 4331 section 3 and 4.
+var (
+	quotaAvailable = xml.Name{Space: "DAV:", Local: "quota-available-bytes"}
+	quotaUsed      = xml.Name{Space: "DAV:", Local: "quota-used-bytes"}
+)
+
+func (fsys *rootFS) addQuotaProps(props map[xml.Name]webdav.Property) error {
+	used, err := fsys.usage.current(fsys.root)
+	if err != nil {
+		fsys.req.internalErr = true
+		return err
+	}
+	avail, err := fsys.available(used)
+	if err != nil {
+		fsys.req.internalErr = true
+		return err
+	}
+	props[quotaUsed] = webdav.Property{XMLName: quotaUsed, InnerXML: []byte(strconv.FormatInt(used, 10))}
+	props[quotaAvailable] = webdav.Property{XMLName: quotaAvailable, InnerXML: []byte(strconv.FormatInt(avail, 10))}
+	return nil
+}
+
+// exceedsQuota reports whether an upload of n bytes cannot fit, before
+// its body is read. Uploads of unknown length are checked as they are
+// written.
+func (fsys *rootFS) exceedsQuota(n int64) bool {
+	if n <= 0 || fsys.quota <= 0 {
+		return false
+	}
+	used, err := fsys.usage.current(fsys.root)
+	return err == nil && used+n > fsys.quota
+}
