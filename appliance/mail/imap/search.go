@@ -1,0 +1,296 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"mime"
+	netmail "net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/heimwolke/heimwolke/appliance/mail/store"
+)
+
+// Search serves SEARCH and UID SEARCH (RFC 9051 section 6.4.4) by scanning
+// the mailbox's index rows. Header keys use the indexed header sections;
+// only BODY and TEXT read message files.
+func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	sel := sess.selected
+	all := sel.live.resolve(sel.tracker, imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}})
+	sc := &searchContext{
+		maxSeq: uint32(len(all)),
+	}
+	if len(all) > 0 {
+		sc.maxUID = all[len(all)-1].uid
+	}
+	needHeader, needBody := criteriaNeeds(criteria)
+
+	var (
+		data   imap.SearchData
+		seqSet imap.SeqSet
+		uidSet imap.UIDSet
+	)
+	err := sess.srv.opts.Store.EachMessage(sess.ctx(), sel.mailbox.ID, uidRanges(all), needHeader && !needBody, func(m *store.Message) error {
+		t, ok := findTarget(all, m.UID)
+		if !ok {
+			return nil
+		}
+		cand := &candidate{msg: m, seq: t.seq}
+		if needBody || (needHeader && m.Header == nil) {
+			content, err := sess.messageContent(m)
+			if err != nil {
+				return err
+			}
+			cand.content = content
+			cand.header = headerOf(content)
+		} else {
+			cand.header = m.Header
+		}
+		if !sc.match(criteria, cand) {
+			return nil
+		}
+		num := t.seq
+		if kind == imapserver.NumKindUID {
+			num = t.uid
+			uidSet.AddNum(imap.UID(t.uid))
+		} else {
+			seqSet.AddNum(t.seq)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		data.Max = max(data.Max, num)
+		data.Count++
+		return nil
+	})
+	if err != nil {
+		return nil, sess.srv.storeError(err)
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+	} else {
+		data.All = seqSet
+	}
+	return &data, nil
+}
+
+// criteriaNeeds reports whether matching needs header sections or whole
+// messages.
+func criteriaNeeds(c *imap.SearchCriteria) (header, body bool) {
+	header = len(c.Header) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero()
+	body = len(c.Body) > 0 || len(c.Text) > 0
+	for i := range c.Not {
+		h, b := criteriaNeeds(&c.Not[i])
+		header, body = header || h, body || b
+	}
+	for i := range c.Or {
+		for j := range c.Or[i] {
+			h, b := criteriaNeeds(&c.Or[i][j])
+			header, body = header || h, body || b
+		}
+	}
+	return header, body
+}
+
+// headerOf returns the header section at the start of a message.
+func headerOf(content []byte) []byte {
+	if bytes.HasPrefix(content, []byte("\r\n")) {
+		return content[:2]
+	}
+	if i := bytes.Index(content, []byte("\r\n\r\n")); i >= 0 {
+		return content[:i+4]
+	}
+	return content
+}
+
+type searchContext struct {
+	maxSeq uint32
+	maxUID uint32
+}
+
+// candidate is a message under test, with its header parsed on first use.
+type candidate struct {
+	msg     *store.Message
+	seq     uint32
+	header  []byte
+	content []byte // nil unless BODY or TEXT is searched
+
+	parsed      bool
+	parsedField textproto.Header
+	lowerHeader []byte
+}
+
+func (c *candidate) fields() textproto.Header {
+	if !c.parsed {
+		c.parsed = true
+		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(c.header)))
+		c.parsedField = h
+	}
+	return c.parsedField
+}
+
+func (sc *searchContext) match(c *imap.SearchCriteria, m *candidate) bool {
+	for _, set := range c.SeqNum {
+		if !seqSetContains(set, m.seq, sc.maxSeq) {
+			return false
+		}
+	}
+	for _, set := range c.UID {
+		if !uidSetContains(set, m.msg.UID, sc.maxUID) {
+			return false
+		}
+	}
+	if !matchDates(c, m) || !matchFlags(c, m.msg.Flags) {
+		return false
+	}
+	if c.Larger > 0 && m.msg.Size <= c.Larger {
+		return false
+	}
+	if c.Smaller > 0 && m.msg.Size >= c.Smaller {
+		return false
+	}
+	for _, f := range c.Header {
+		if !matchHeaderField(m, f.Key, f.Value) {
+			return false
+		}
+	}
+	for _, s := range c.Body {
+		if !containsFold(m.content[min(len(m.header), len(m.content)):], s) {
+			return false
+		}
+	}
+	for _, s := range c.Text {
+		if !containsFold(m.content, s) {
+			return false
+		}
+	}
+	for i := range c.Not {
+		if sc.match(&c.Not[i], m) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !sc.match(&c.Or[i][0], m) && !sc.match(&c.Or[i][1], m) {
+			return false
+		}
+	}
+	return true
+}
+
+func seqSetContains(set imap.SeqSet, seq, maxSeq uint32) bool {
+	for _, r := range set {
+		first, last := staticRange(r.Start, r.Stop, maxSeq)
+		if seq >= first && seq <= last {
+			return true
+		}
+	}
+	return false
+}
+
+func uidSetContains(set imap.UIDSet, uid, maxUID uint32) bool {
+	for _, r := range set {
+		first, last := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
+		if uid >= first && uid <= last {
+			return true
+		}
+	}
+	return false
+}
+
+// dayOf returns the date of t as midnight UTC. RFC 9051 section 6.4.4 makes
+// the date keys ignore time and timezone.
+func dayOf(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+}
+
+func matchDates(c *imap.SearchCriteria, m *candidate) bool {
+	if !c.Since.IsZero() && dayOf(m.msg.InternalDate).Before(dayOf(c.Since)) {
+		return false
+	}
+	if !c.Before.IsZero() && !dayOf(m.msg.InternalDate).Before(dayOf(c.Before)) {
+		return false
+	}
+	if c.SentSince.IsZero() && c.SentBefore.IsZero() {
+		return true
+	}
+	fields := m.fields()
+	sent, err := netmail.ParseDate(fields.Get("Date"))
+	if err != nil {
+		return false
+	}
+	if !c.SentSince.IsZero() && dayOf(sent).Before(dayOf(c.SentSince)) {
+		return false
+	}
+	if !c.SentBefore.IsZero() && !dayOf(sent).Before(dayOf(c.SentBefore)) {
+		return false
+	}
+	return true
+}
+
+func matchFlags(c *imap.SearchCriteria, flags []string) bool {
+	has := func(f imap.Flag) bool {
+		for _, g := range flags {
+			if strings.EqualFold(g, string(f)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range c.Flag {
+		if !has(f) {
+			return false
+		}
+	}
+	for _, f := range c.NotFlag {
+		if has(f) {
+			return false
+		}
+	}
+	return true
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
+// matchHeaderField reports whether a field named key contains value,
+// case-insensitively, after RFC 2047 decoding. An empty value matches any
+// message with the field (RFC 9051 section 6.4.4, HEADER).
+func matchHeaderField(m *candidate, key, value string) bool {
+	needle := strings.ToLower(value)
+	if needle != "" {
+		// Most headers lack the needle entirely; skip the parsing then,
+		// unless encoded words could hide it.
+		if m.lowerHeader == nil {
+			m.lowerHeader = bytes.ToLower(m.header)
+		}
+		if !bytes.Contains(m.lowerHeader, []byte(needle)) && !bytes.Contains(m.header, []byte("=?")) {
+			return false
+		}
+	}
+	fields := m.fields()
+	for _, raw := range fields.Values(key) {
+		if needle == "" {
+			return true
+		}
+		decoded, err := wordDecoder.DecodeHeader(raw)
+		if err != nil {
+			decoded = raw
+		}
+		if strings.Contains(strings.ToLower(decoded), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s occurs in b, ignoring case.
+// NOTE: BODY and TEXT compare against the raw message without decoding
+// quoted-printable, base64 or charsets, so encoded text is not found.
+func containsFold(b []byte, s string) bool {
+	return bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s)))
+}
