@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/heimwolke/heimwolke/packages/accounts"
 )
 
 // Errors of Directory.Lookup.
@@ -37,10 +39,15 @@ type StaticDirectory struct {
 	// CatchAll maps a domain to the login name that receives mail for
 	// every address of the domain that no user or alias takes.
 	CatchAll map[string]string
-	// UserExists reports whether a login name exists, for example from
-	// accounts.Store.UserByName. A user named anna receives mail for
-	// anna@ every domain.
-	UserExists func(ctx context.Context, login string) (bool, error)
+	// Users looks up login names; *accounts.Store implements it. A user
+	// named anna receives mail for anna@ every domain.
+	Users UserLookup
+}
+
+// UserLookup finds a user by login name, returning an error that wraps
+// accounts.ErrNotFound when there is none.
+type UserLookup interface {
+	UserByName(ctx context.Context, name string) (*accounts.User, error)
 }
 
 // splitAddress returns the lowered local part and domain of addr.
@@ -69,12 +76,12 @@ func (d *StaticDirectory) Lookup(ctx context.Context, addr string) (string, erro
 		return "", ErrNotLocal
 	}
 
-	exists, err := d.UserExists(ctx, local)
-	if err != nil {
-		return "", err
-	}
-	if exists {
+	_, err := d.Users.UserByName(ctx, local)
+	if err == nil {
 		return local, nil
+	}
+	if !errors.Is(err, accounts.ErrNotFound) {
+		return "", err
 	}
 	if login, ok := d.Aliases[local+"@"+domain]; ok {
 		return login, nil
