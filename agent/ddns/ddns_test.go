@@ -257,7 +257,7 @@ func TestRunLeavesARecordsBehindCGNAT(t *testing.T) {
 // rateLimited is a provider error that carries a Retry-After.
 type rateLimited struct{ wait time.Duration }
 
-func (e rateLimited) Error() string              { return fmt.Sprintf("rate limited, retry after %v", e.wait) }
+func (e rateLimited) Error() string             { return fmt.Sprintf("rate limited, retry after %v", e.wait) }
 func (e rateLimited) RetryAfter() time.Duration { return e.wait }
 
 func TestRunBacksOffAndRespectsRetryAfter(t *testing.T) {

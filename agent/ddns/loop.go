@@ -302,4 +302,3 @@ func (u *Updater) succeed(l *loop) {
 		s.Failures, s.NextAttempt = 0, time.Time{}
 	})
 }
-
