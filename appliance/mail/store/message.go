@@ -399,9 +399,12 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, ranges []UIDRange,
 
 func deleteFlaggedDeleted(ctx context.Context, tx *sql.Tx, mailboxID int64, ranges []UIDRange, uids *[]uint32, files *[]fileRef) error {
 	cond, args := rangeClause(ranges)
-	rows, err := tx.QueryContext(ctx, `DELETE FROM mail_messages AS x
-		WHERE x.mailbox_id = ? AND instr(' ' || x.flags || ' ', ' \Deleted ') > 0 AND `+cond+`
-		RETURNING x.uid, x.file, x.size`, append([]any{mailboxID}, args...)...)
+	// RETURNING cannot name a table alias, so the condition uses the
+	// bare column names.
+	cond = strings.ReplaceAll(cond, "x.uid", "uid")
+	rows, err := tx.QueryContext(ctx, `DELETE FROM mail_messages
+		WHERE mailbox_id = ? AND instr(' ' || flags || ' ', ' \Deleted ') > 0 AND `+cond+`
+		RETURNING uid, file, size`, append([]any{mailboxID}, args...)...)
 	if err != nil {
 		return err
 	}
