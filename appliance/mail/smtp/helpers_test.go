@@ -102,11 +102,22 @@ type testDNS struct {
 func newTestDNS(t testing.TB, listenAddr string) *testDNS {
 	t.Helper()
 	d := &testDNS{rrs: map[string][]dns.RR{}}
-	pc, err := net.ListenPacket("udp", listenAddr)
-	if err != nil {
-		t.Fatal(err)
+	// The UDP and TCP servers share a port, and another process may hold
+	// the TCP port that the kernel gave out for UDP: try again then.
+	var pc net.PacketConn
+	var l net.Listener
+	var err error
+	for range 20 {
+		pc, err = net.ListenPacket("udp", listenAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			break
+		}
+		pc.Close()
 	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,124 @@
+package smtp
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// swaksSubmit sends one message as anna to the submission port addr.
+func (e *testEnv) swaksSubmit(t *testing.T, addr, tlsFlag, user, password, from, to string, extra ...string) (string, int) {
+	host, port := hostPort(t, addr)
+	args := []string{"--server", host, "--port", port, "--ehlo", "laptop.local",
+		"--from", from, "--to", to, "--h-From", from, "--header", "Subject: submitted"}
+	if tlsFlag != "" {
+		args = append(args, tlsFlag)
+	}
+	if user != "" {
+		args = append(args, "--auth", "PLAIN", "--auth-user", user, "--auth-password", password)
+	}
+	return swaks(t, append(args, extra...)...)
+}
+
+func TestSubmissionSTARTTLSQueuesRemote(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, code := e.swaksSubmit(t, e.submission, "-tls", "anna", e.secret, "anna@example.test", "friend@remote.test")
+	if code != 0 {
+		t.Fatalf("swaks exit code %d, want 0:\n%s", code, out)
+	}
+	entries, err := e.queue.Entries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("got %d queue entries, want 1", len(entries))
+	}
+	if got := entries[0]; got.To != "friend@remote.test" || got.From != "anna@example.test" || got.Login != "anna" {
+		t.Errorf("queue entry = %+v, want anna@example.test -> friend@remote.test by anna", got)
+	}
+	msg, err := e.queue.Message(context.Background(), entries[0].MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a=rsa-sha256", "s=hw-rsa", "a=ed25519-sha256", "s=hw-ed25519", "d=example.test", "with ESMTPSA"} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("queued message lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestSubmissionImplicitTLS(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	// Sent with LOGIN, the mechanism of older Outlook versions, to a local
+	// user, who gets the message without the queue.
+	host, port := hostPort(t, e.submissions)
+	out, code := swaks(t, "--server", host, "--port", port, "--tlsc", "--ehlo", "laptop.local",
+		"--auth", "LOGIN", "--auth-user", "anna", "--auth-password", e.secret,
+		"--from", "info@example.test", "--h-From", "Anna <info@example.test>", "--to", "ben@example.test")
+	if code != 0 {
+		t.Fatalf("swaks exit code %d, want 0:\n%s", code, out)
+	}
+	msgs := e.deliverer.all()
+	if len(msgs) != 1 || msgs[0].login != "ben" || msgs[0].folder != "INBOX" {
+		t.Fatalf("deliveries = %+v, want one to ben/INBOX", msgs)
+	}
+}
+
+func TestSubmissionWrongPassword(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, code := e.swaksSubmit(t, e.submission, "-tls", "anna", "wrong-password", "anna@example.test", "friend@remote.test")
+	if code == 0 {
+		t.Fatalf("login with a wrong password succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "535 5.7.8") {
+		t.Errorf("wrong password not rejected with 535 5.7.8:\n%s", out)
+	}
+}
+
+func TestSubmissionNoAuthBeforeTLS(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, code := e.swaksSubmit(t, e.submission, "", "anna", e.secret, "anna@example.test", "friend@remote.test")
+	if code == 0 {
+		t.Fatalf("login without TLS succeeded:\n%s", out)
+	}
+	if strings.Contains(out, "250-AUTH") {
+		t.Errorf("AUTH offered before STARTTLS:\n%s", out)
+	}
+	c := dialText(t, e.submission)
+	command(t, c, "EHLO laptop.local")
+	if got := command(t, c, "AUTH PLAIN AGFubmEAeA=="); !strings.HasPrefix(got, "523 5.7.10") {
+		t.Errorf("AUTH before STARTTLS: got %q, want 523 5.7.10", got)
+	}
+}
+
+func TestSubmissionWithoutLoginIsNoRelay(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, code := e.swaksSubmit(t, e.submission, "-tls", "", "", "anna@example.test", "victim@elsewhere.test")
+	if code == 0 {
+		t.Fatalf("mail without login was accepted:\n%s", out)
+	}
+	if !strings.Contains(out, "530 5.7.0") {
+		t.Errorf("MAIL without login not rejected with 530 5.7.0:\n%s", out)
+	}
+	if entries, _ := e.queue.Entries(context.Background()); len(entries) != 0 {
+		t.Errorf("queue has %d entries, want 0", len(entries))
+	}
+}
+
+func TestSubmissionForeignSender(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, _ := e.swaksSubmit(t, e.submission, "-tls", "anna", e.secret, "ben@example.test", "friend@remote.test")
+	if !strings.Contains(out, "553 5.7.1") {
+		t.Errorf("envelope sender of another user not rejected with 553 5.7.1:\n%s", out)
+	}
+
+	host, port := hostPort(t, e.submission)
+	out, _ = swaks(t, "--server", host, "--port", port, "-tls", "--auth", "PLAIN", "--auth-user", "anna",
+		"--auth-password", e.secret, "--from", "anna@example.test", "--h-From", "boss@bank.test", "--to", "friend@remote.test")
+	if !strings.Contains(out, "550 5.7.1") {
+		t.Errorf("From header of a foreign domain not rejected with 550 5.7.1:\n%s", out)
+	}
+	if entries, _ := e.queue.Entries(context.Background()); len(entries) != 0 {
+		t.Errorf("queue has %d entries, want 0", len(entries))
+	}
+}
