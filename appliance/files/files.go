@@ -6,6 +6,7 @@
 package files
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -219,12 +220,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeCheckError(w, status, err)
 		return
 	}
-	h.serveFolder(w, r, f, urlPath, namesQuota(xmlBody))
+	h.serveFolder(w, r, f, urlPath, xmlBody)
 }
 
 // serveFolder opens the folder's root and hands the request to the webdav
 // package.
-func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, urlPath string, wantQuota bool) {
+func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, urlPath string, xmlBody []byte) {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		h.log.Error("creating folder", "folder", f.key, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -250,7 +251,10 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 		quota: f.quota,
 		req:   req,
 
-		wantQuota: wantQuota,
+		wantQuota: r.Method == "PROPFIND" && namesQuota(xmlBody),
+		wantLocks: r.Method == "PROPFIND" && bytes.Contains(xmlBody, []byte("lockdiscovery")),
+		locks:     st.locks,
+		prefix:    f.prefix,
 	}
 
 	if bw, ok := r.Body.(*bodyWatcher); ok {

@@ -36,8 +36,12 @@ type rootFS struct {
 	req   *requestState
 
 	// wantQuota adds the RFC 4331 quota properties to the folders'
-	// dead properties, because the PROPFIND body names them.
+	// dead properties, and wantLocks the lockdiscovery property to all,
+	// when the PROPFIND body names them.
 	wantQuota bool
+	wantLocks bool
+	locks     *lockSystem
+	prefix    string
 }
 
 // relPath turns a webdav name ("/a/b") into a path relative to the root
@@ -199,6 +203,9 @@ func (f *davFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 		if err := f.fsys.addQuotaProps(props); err != nil {
 			return nil, err
 		}
+	}
+	if f.fsys.wantLocks {
+		f.fsys.addLockProps(props, f.rel)
 	}
 	return props, nil
 }

@@ -244,6 +244,15 @@ func writeLockedError(w http.ResponseWriter, precondition string) {
 // writeLockDiscovery sends the lockdiscovery property of the lock
 // (RFC 4918 section 9.10.1).
 func writeLockDiscovery(w http.ResponseWriter, status int, l *activeLock, prefix string) {
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, `<?xml version="1.0" encoding="utf-8"?>`+"\n"+
+		`<D:prop xmlns:D="DAV:"><D:lockdiscovery>`+l.activeLockXML(prefix)+`</D:lockdiscovery></D:prop>`)
+}
+
+// activeLockXML returns the activelock element of l (RFC 4918 section
+// 14.1) with the D: prefix for DAV:.
+func (l *activeLock) activeLockXML(prefix string) string {
 	scope, depth := "exclusive", "infinity"
 	if l.shared {
 		scope = "shared"
@@ -253,8 +262,7 @@ func writeLockDiscovery(w http.ResponseWriter, status int, l *activeLock, prefix
 	}
 	href := (&url.URL{Path: prefix + l.root}).EscapedPath()
 	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
-	b.WriteString(`<D:prop xmlns:D="DAV:"><D:lockdiscovery><D:activelock>`)
+	b.WriteString(`<D:activelock>`)
 	b.WriteString(`<D:locktype><D:write/></D:locktype>`)
 	b.WriteString(`<D:lockscope><D:` + scope + `/></D:lockscope>`)
 	b.WriteString(`<D:depth>` + depth + `</D:depth>`)
@@ -264,8 +272,24 @@ func writeLockDiscovery(w http.ResponseWriter, status int, l *activeLock, prefix
 	fmt.Fprintf(&b, `<D:timeout>Second-%d</D:timeout>`, int64(l.duration/time.Second))
 	b.WriteString(`<D:locktoken><D:href>` + html.EscapeString(l.token) + `</D:href></D:locktoken>`)
 	b.WriteString(`<D:lockroot><D:href>` + html.EscapeString(href) + `</D:href></D:lockroot>`)
-	b.WriteString(`</D:activelock></D:lockdiscovery></D:prop>`)
-	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	w.WriteHeader(status)
-	io.WriteString(w, b.String())
+	b.WriteString(`</D:activelock>`)
+	return b.String()
+}
+
+// lockDiscovery is the DAV:lockdiscovery property, which the webdav
+// package lists as a live property without a value.
+var lockDiscovery = xml.Name{Space: "DAV:", Local: "lockdiscovery"}
+
+// addLockProps adds the lockdiscovery property of rel, with the locks
+// that apply to it (RFC 4918 section 15.8).
+func (fsys *rootFS) addLockProps(props map[xml.Name]webdav.Property, rel string) {
+	name := "/"
+	if rel != "." {
+		name += rel
+	}
+	var b strings.Builder
+	for _, l := range fsys.locks.locksFor(time.Now(), name) {
+		b.WriteString(l.activeLockXML(fsys.prefix))
+	}
+	props[lockDiscovery] = webdav.Property{XMLName: lockDiscovery, InnerXML: []byte(b.String())}
 }

@@ -85,6 +85,21 @@ func (ls *lockSystem) tokensFor(now time.Time, name string) []string {
 	return tokens
 }
 
+// locksFor returns copies of the locks that apply to name.
+func (ls *lockSystem) locksFor(now time.Time, name string) []activeLock {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.expire(now)
+	name = lockName(name)
+	var locks []activeLock
+	for _, l := range ls.locks {
+		if l.covers(name) {
+			locks = append(locks, *l)
+		}
+	}
+	return locks
+}
+
 // Confirm succeeds when, for each named resource that a lock applies to,
 // the conditions submit one of those locks' tokens.
 func (ls *lockSystem) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
