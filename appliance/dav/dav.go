@@ -1,0 +1,187 @@
+// Package dav serves the household's calendars (CalDAV, RFC 4791) and
+// address books (CardDAV, RFC 6352) from SQLite, with the sync-collection
+// report (RFC 6578), MKCALENDAR, extended MKCOL (RFC 5689) and PROPPATCH.
+//
+// From github.com/emersion/go-webdav v0.6.0 the package takes the query
+// model (caldav.CompFilter, carddav.AddressBookQuery), the calendar object
+// checks (caldav.ValidateCalendarObject) and the vCard filter matching
+// (carddav.Match). Its Handler types are not used: they re-encode objects on
+// GET, put the principal and home set at fixed path depths, and answer
+// PROPPATCH, MKCALENDAR and sync-collection with errors, so this package
+// has its own handler, and it evaluates time ranges with recurrence itself.
+// It does not serve WebDAV file storage, scheduling (RFC 6638) or LOCK.
+package dav
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/heimwolke/heimwolke/appliance/webui"
+)
+
+// Options configures a Handler.
+type Options struct {
+	// DB is the box's database, opened with sqlitedb.Open. Required.
+	DB *sql.DB
+
+	// MaxObjectSize is the largest calendar object or vCard that PUT
+	// accepts, in bytes. Zero means 10 MiB, enough for a vCard with a
+	// large inline photo.
+	MaxObjectSize int64
+
+	// Logger receives errors and collection changes. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+const defaultMaxObjectSize = 10 << 20
+
+// maxXMLBodySize limits PROPFIND, PROPPATCH, REPORT and MKCOL bodies. A
+// calendar-multiget for 10,000 hrefs stays below 1 MiB.
+const maxXMLBodySize = 4 << 20
+
+// Prefix is the path under which the Handler serves all collections.
+const Prefix = "/dav/"
+
+// Handler serves CalDAV and CardDAV under Prefix and the RFC 6764
+// redirects at /.well-known/caldav and /.well-known/carddav. It reads the
+// user from webui.AuthenticatedUser, so it must sit behind webui.BasicAuth
+// with accounts.ScopeDAV.
+type Handler struct {
+	store   *store
+	maxSize int64
+	log     *slog.Logger
+}
+
+// New migrates the "dav" schema in opts.DB and returns a Handler.
+func New(ctx context.Context, opts Options) (*Handler, error) {
+	if opts.DB == nil {
+		return nil, errors.New("creating dav handler: Options.DB is nil, pass the database from sqlitedb.Open")
+	}
+	if opts.MaxObjectSize < 0 {
+		return nil, fmt.Errorf("creating dav handler: MaxObjectSize is %d, want 0 for the default or a positive number of bytes", opts.MaxObjectSize)
+	}
+	if opts.MaxObjectSize == 0 {
+		opts.MaxObjectSize = defaultMaxObjectSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s, err := openStore(ctx, opts.DB)
+	if err != nil {
+		return nil, fmt.Errorf("creating dav handler: %w", err)
+	}
+	return &Handler{store: s, maxSize: opts.MaxObjectSize, log: opts.Logger}, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// RFC 6764 section 5: the well-known URIs redirect to the context path,
+	// where PROPFIND returns current-user-principal.
+	if r.URL.Path == "/.well-known/caldav" || r.URL.Path == "/.well-known/carddav" {
+		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
+		return
+	}
+
+	user, ok := webui.AuthenticatedUser(r.Context())
+	if !ok {
+		h.log.Error("dav request without authenticated user: mount the handler behind webui.BasicAuth", "path", r.URL.Path)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+
+	t, err := parseTarget(r.URL.EscapedPath(), user.Name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := h.store.ensureHome(r.Context(), user.Name, string(user.Language)); err != nil {
+		h.internalError(w, r, "creating default collections", err)
+		return
+	}
+
+	req := &request{h: h, w: w, r: r, login: user.Name, displayName: user.DisplayName, target: t}
+	req.serve()
+}
+
+// request carries one request through the method handlers.
+type request struct {
+	h           *Handler
+	w           http.ResponseWriter
+	r           *http.Request
+	login       string
+	displayName string
+	target      target
+}
+
+func (q *request) ctx() context.Context { return q.r.Context() }
+
+func (q *request) serve() {
+	var err error
+	switch q.r.Method {
+	case http.MethodOptions:
+		q.serveOptions()
+	case "PROPFIND":
+		err = q.propfind()
+	case "PROPPATCH":
+		err = q.proppatch()
+	case "REPORT":
+		err = q.report()
+	case "MKCALENDAR":
+		err = q.mkcol(kindCalendar)
+	case "MKCOL":
+		err = q.mkcol(0)
+	case http.MethodGet, http.MethodHead:
+		err = q.get()
+	case http.MethodPut:
+		err = q.put()
+	case http.MethodDelete:
+		err = q.delete()
+	default:
+		q.w.Header().Set("Allow", allowedMethods)
+		err = httpErrorf(http.StatusMethodNotAllowed, "method %s is not supported here", q.r.Method)
+	}
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			q.h.internalError(q.w, q.r, "serving "+q.r.Method, err)
+			return
+		}
+		writeError(q.w, err)
+	}
+}
+
+const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR"
+
+// serveOptions advertises the DAV compliance classes: 1 (RFC 4918), 3
+// (RFC 4918 section 18.3), calendar-access (RFC 4791 section 5.1),
+// addressbook (RFC 6352 section 6.1) and extended-mkcol (RFC 5689).
+func (q *request) serveOptions() {
+	q.w.Header().Set("DAV", "1, 3, calendar-access, addressbook, extended-mkcol")
+	q.w.Header().Set("Allow", allowedMethods)
+	q.w.Header().Set("Content-Length", "0")
+	q.w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.log.Error(what, "method", r.Method, "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// href joins escaped path segments under Prefix. A trailing "" segment
+// gives the trailing slash of a collection.
+func href(segments ...string) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSuffix(Prefix, "/"))
+	for _, s := range segments {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
