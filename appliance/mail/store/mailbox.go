@@ -295,6 +295,9 @@ func (s *Store) DeleteMailbox(ctx context.Context, login, name string) error {
 	if name == Inbox {
 		return fmt.Errorf("deleting mailbox: %w: the inbox cannot be deleted", ErrInvalidName)
 	}
+	if err := s.EnsureUser(ctx, login); err != nil {
+		return err
+	}
 	var files []fileRef
 	err = s.write(ctx, func(tx *sql.Tx, events *[]Event) error {
 		m, err := lookupExact(ctx, tx, login, name)
@@ -349,6 +352,9 @@ func (s *Store) RenameMailbox(ctx context.Context, login, oldName, newName strin
 	if err != nil {
 		return err
 	}
+	if err := s.EnsureUser(ctx, login); err != nil {
+		return err
+	}
 	if oldName == Inbox || newName == Inbox {
 		// TODO: RFC 9051 section 6.3.6 lets a client rename INBOX, which
 		// moves its messages into a new mailbox; that is rejected here.
@@ -380,6 +386,9 @@ func (s *Store) RenameMailbox(ctx context.Context, login, oldName, newName strin
 func (s *Store) SetSubscribed(ctx context.Context, login, name string, subscribed bool) error {
 	name, err := CanonicalName(name)
 	if err != nil {
+		return err
+	}
+	if err := s.EnsureUser(ctx, login); err != nil {
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx, _ *[]Event) error {
