@@ -245,6 +245,7 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 	req := &requestState{}
 	fs := &rootFS{
 		root:  root,
+		dir:   f.dir,
 		key:   f.key,
 		props: h.props.forRequest(f.key),
 		usage: st.usage,
@@ -260,7 +261,7 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 	if bw, ok := r.Body.(*bodyWatcher); ok {
 		bw.state = req
 	}
-	if r.Method == "PUT" && fs.exceedsQuota(r.ContentLength) {
+	if r.Method == "PUT" && fs.exceedsQuota(relPath(strings.TrimPrefix(urlPath, f.prefix)), r.ContentLength) {
 		http.Error(w, errQuotaExceeded.Error(), http.StatusInsufficientStorage)
 		return
 	}

@@ -118,3 +118,5 @@ func (env *testEnv) do(t *testing.T, user, method, url string, body string, head
 	}
 	return resp.StatusCode, string(data)
 }
+
+func sleep() { time.Sleep(20 * time.Millisecond) }

@@ -27,6 +27,7 @@ type upload struct {
 	tmp   string
 	file  *os.File
 	size  int64
+	old   int64 // the size of the file that the upload replaces
 	err   error // the first failed write; Close then discards the file
 	close bool
 }
@@ -47,7 +48,7 @@ func (fsys *rootFS) newUpload(rel string) (*upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upload{fsys: fsys, rel: rel, tmp: tmp, file: file}, nil
+	return &upload{fsys: fsys, rel: rel, tmp: tmp, file: file, old: fsys.regularSize(rel)}, nil
 }
 
 // Write reserves the bytes against the quota before it writes them.
@@ -55,7 +56,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	if u.err != nil {
 		return 0, u.err
 	}
-	if err := u.fsys.reserve(int64(len(p))); err != nil {
+	if err := u.fsys.reserve(int64(len(p)), u.old); err != nil {
 		u.fail(err)
 		return 0, err
 	}

@@ -83,9 +83,15 @@ func treeSize(root *os.Root) (int64, error) {
 	return total, nil
 }
 
-// reserve counts n bytes of an upload against the folder's quota.
-func (fsys *rootFS) reserve(n int64) error {
-	return fsys.usage.add(fsys.root, n, fsys.quota)
+// reserve counts n bytes of an upload against the folder's quota. The
+// file that the upload replaces still counts until the rename, so its size
+// is headroom.
+func (fsys *rootFS) reserve(n, replaced int64) error {
+	quota := fsys.quota
+	if quota > 0 {
+		quota += replaced
+	}
+	return fsys.usage.add(fsys.root, n, quota)
 }
 
 // available returns the bytes that may still be written: what the quota
@@ -127,10 +133,19 @@ func (fsys *rootFS) addQuotaProps(props map[xml.Name]webdav.Property) error {
 // exceedsQuota reports whether an upload of n bytes cannot fit, before
 // its body is read. Uploads of unknown length are checked as they are
 // written.
-func (fsys *rootFS) exceedsQuota(n int64) bool {
+func (fsys *rootFS) exceedsQuota(rel string, n int64) bool {
 	if n <= 0 || fsys.quota <= 0 {
 		return false
 	}
 	used, err := fsys.usage.current(fsys.root)
-	return err == nil && used+n > fsys.quota
+	return err == nil && used+n-fsys.regularSize(rel) > fsys.quota
+}
+
+// regularSize returns the size of rel if it is a regular file, else 0.
+func (fsys *rootFS) regularSize(rel string) int64 {
+	fi, err := fsys.root.Lstat(rel)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	return fi.Size()
 }
