@@ -4,7 +4,10 @@
 // box's own interface, read and watched over rtnetlink (Linux only).
 package netaddr
 
-import "net/netip"
+import (
+	"errors"
+	"net/netip"
+)
 
 // Class is the kind of IPv4 connection the box sits behind. Its value is a
 // stable code that the admin UI turns into words with the message keys
@@ -22,8 +25,9 @@ const (
 	ClassCGNAT Class = "cgnat"
 
 	// ClassDoubleNAT: the router's WAN address is private, or differs
-	// from the address the internet sees, so a second router or the
-	// provider translates addresses once more.
+	// from the address the internet sees, or the router reports that it
+	// has no public one. A second router or the provider translates
+	// addresses once more.
 	ClassDoubleNAT Class = "double_nat"
 
 	// ClassDSLite: the router has no IPv4 address of its own, or one from
@@ -65,15 +69,17 @@ var (
 // Classify returns the class of a connection whose router reports the WAN
 // address wan and whose public address, as outside sources agree on it, is
 // observed. An invalid wan means no router answered; an invalid observed
-// means no outside source agreed. routerHasNoIPv4 is true when a router
-// answered that it has no IPv4 WAN address at all.
-func Classify(wan, observed netip.Addr, routerHasNoIPv4 bool) Class {
+// means no outside source agreed. routerErr is the router's error, if any:
+// ErrNoIPv4 and ErrNoPublicIPv4 tell what the router lacks.
+func Classify(wan, observed netip.Addr, routerErr error) Class {
 	wan = wan.Unmap()
 	observed = observed.Unmap()
 
 	switch {
-	case routerHasNoIPv4:
+	case errors.Is(routerErr, ErrNoIPv4):
 		return ClassDSLite
+	case !wan.IsValid() && errors.Is(routerErr, ErrNoPublicIPv4):
+		return ClassDoubleNAT
 	case !wan.IsValid() && !observed.IsValid():
 		return ClassNoIPv4
 	case !wan.IsValid():

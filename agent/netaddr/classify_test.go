@@ -1,6 +1,8 @@
 package netaddr
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 )
@@ -9,29 +11,31 @@ func TestClassify(t *testing.T) {
 	addr := netip.MustParseAddr
 	none := netip.Addr{}
 	tests := []struct {
-		name            string
-		wan, observed   netip.Addr
-		routerHasNoIPv4 bool
-		want            Class
+		name          string
+		wan, observed netip.Addr
+		routerErr     error
+		want          Class
 	}{
-		{"public", addr("198.51.100.7"), addr("198.51.100.7"), false, ClassPublic},
-		{"public without outside source", addr("198.51.100.7"), none, false, ClassPublic},
-		{"cgnat", addr("100.72.1.2"), addr("198.51.100.7"), false, ClassCGNAT},
-		{"cgnat upper edge", addr("100.127.255.254"), none, false, ClassCGNAT},
-		{"just above cgnat", addr("100.128.0.1"), none, false, ClassPublic},
-		{"private wan", addr("192.168.178.2"), addr("198.51.100.7"), false, ClassDoubleNAT},
-		{"rfc1918 ten", addr("10.1.2.3"), none, false, ClassDoubleNAT},
-		{"public wan seen elsewhere", addr("198.51.100.7"), addr("203.0.113.9"), false, ClassDoubleNAT},
-		{"ds-lite b4 address", addr("192.0.0.2"), addr("203.0.113.9"), false, ClassDSLite},
-		{"router without ipv4", none, addr("203.0.113.9"), true, ClassDSLite},
-		{"nothing at all", none, none, false, ClassNoIPv4},
-		{"no router", none, addr("203.0.113.9"), false, ClassUnknown},
-		{"mapped wan", netip.AddrFrom16(addr("198.51.100.7").As16()), addr("198.51.100.7"), false, ClassPublic},
+		{"public", addr("198.51.100.7"), addr("198.51.100.7"), nil, ClassPublic},
+		{"public without outside source", addr("198.51.100.7"), none, nil, ClassPublic},
+		{"cgnat", addr("100.72.1.2"), addr("198.51.100.7"), nil, ClassCGNAT},
+		{"cgnat upper edge", addr("100.127.255.254"), none, nil, ClassCGNAT},
+		{"just above cgnat", addr("100.128.0.1"), none, nil, ClassPublic},
+		{"private wan", addr("192.168.178.2"), addr("198.51.100.7"), nil, ClassDoubleNAT},
+		{"rfc1918 ten", addr("10.1.2.3"), none, nil, ClassDoubleNAT},
+		{"public wan seen elsewhere", addr("198.51.100.7"), addr("203.0.113.9"), nil, ClassDoubleNAT},
+		{"ds-lite b4 address", addr("192.0.0.2"), addr("203.0.113.9"), nil, ClassDSLite},
+		{"router without ipv4", none, addr("203.0.113.9"), ErrNoIPv4, ClassDSLite},
+		{"router declines private wan", none, none, fmt.Errorf("NAT-PMP: %w", ErrNoPublicIPv4), ClassDoubleNAT},
+		{"router fails", none, addr("203.0.113.9"), errors.New("timed out"), ClassUnknown},
+		{"nothing at all", none, none, nil, ClassNoIPv4},
+		{"no router", none, addr("203.0.113.9"), nil, ClassUnknown},
+		{"mapped wan", netip.AddrFrom16(addr("198.51.100.7").As16()), addr("198.51.100.7"), nil, ClassPublic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Classify(tt.wan, tt.observed, tt.routerHasNoIPv4); got != tt.want {
-				t.Errorf("Classify(%v, %v, %v) = %q, want %q", tt.wan, tt.observed, tt.routerHasNoIPv4, got, tt.want)
+			if got := Classify(tt.wan, tt.observed, tt.routerErr); got != tt.want {
+				t.Errorf("Classify(%v, %v, %v) = %q, want %q", tt.wan, tt.observed, tt.routerErr, got, tt.want)
 			}
 		})
 	}

@@ -122,12 +122,11 @@ func (f *IPv4Finder) Lookup(ctx context.Context) (IPv4Report, error) {
 		report.Candidate = candidate
 	}
 
-	routerHasNoIPv4 := false
+	var routerErr error
 	if f.Router != nil {
-		report.WAN = answers[0].Addr
-		routerHasNoIPv4 = errors.Is(answers[0].Err, ErrNoIPv4)
+		report.WAN, routerErr = answers[0].Addr, answers[0].Err
 	}
-	report.Class = Classify(report.WAN, report.Addr, routerHasNoIPv4)
+	report.Class = Classify(report.WAN, report.Addr, routerErr)
 
 	f.record(report)
 	return report, nil

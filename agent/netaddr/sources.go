@@ -14,9 +14,18 @@ import (
 	"github.com/miekg/dns"
 )
 
-// ErrNoIPv4 is returned by a router source whose router has no IPv4 WAN
-// address, as on a DS-Lite line.
-var ErrNoIPv4 = errors.New("router has no IPv4 WAN address")
+// Errors that a RouterSource returns, possibly wrapped, when the router
+// cannot report a public IPv4 address.
+var (
+	// ErrNoIPv4: the router has no IPv4 WAN address, as on a DS-Lite line.
+	ErrNoIPv4 = errors.New("router has no IPv4 WAN address")
+
+	// ErrNoPublicIPv4: the router has an IPv4 WAN address but declines
+	// to report it because it is not public. miniupnpd 2.3.1 does this
+	// for private and shared (CGNAT) addresses, with the NAT-PMP result
+	// code 3 (Network Failure).
+	ErrNoPublicIPv4 = errors.New("router has no public IPv4 WAN address")
+)
 
 // IPv4Source is one way to learn the box's public IPv4 address.
 type IPv4Source interface {
@@ -32,8 +41,10 @@ type IPv4Source interface {
 // RouterSource is the home router, asked for its WAN address over UPnP IGD,
 // NAT-PMP or PCP. The port mapping client satisfies it.
 type RouterSource interface {
-	// ExternalIPv4 returns the router's WAN address. The unspecified
-	// address 0.0.0.0 means the router has none.
+	// ExternalIPv4 returns the router's WAN address, even a private or
+	// shared one. The unspecified address 0.0.0.0, or ErrNoIPv4, means
+	// the router has none. ErrNoPublicIPv4 means it has one that it does
+	// not report.
 	ExternalIPv4(ctx context.Context) (netip.Addr, error)
 }
 
