@@ -316,6 +316,7 @@ func newTestEnv(t *testing.T, eo envOptions) *testEnv {
 		Signer:      e.keys,
 		Local:       e.deliverer,
 		Resolver:    e.dns.resolver(),
+		Dial:        (&net.Dialer{Timeout: 10 * time.Second, Resolver: e.dns.resolver()}).DialContext,
 		TLSConfig:   &tls.Config{RootCAs: e.cert.roots},
 		RetryDelays: []time.Duration{time.Second},
 		Logger:      logger,
