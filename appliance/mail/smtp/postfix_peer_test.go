@@ -155,4 +155,3 @@ func TestRelayThroughPostfix(t *testing.T) {
 		})
 	}
 }
-
