@@ -1,5 +1,5 @@
 // Package ddns keeps the A and AAAA records of the box's names in step with
-// its public addresses: it publishes an address through a libdns provider
+// its public addresses. It publishes an address through a libdns provider
 // only when it changes, verifies the change at the zone's authoritative
 // server, and backs off when the provider fails or limits the rate.
 package ddns
@@ -28,8 +28,8 @@ const (
 	DefaultMaxBackoff    = time.Hour
 )
 
-// TTLs outside this range are rejected: a short TTL lets a changed address
-// reach resolvers quickly, and below a minute many providers refuse it.
+// MinTTL and MaxTTL bound Config.TTL. A TTL of at most five minutes lets
+// resolvers drop an old address soon after it changes.
 const (
 	MinTTL = 60 * time.Second
 	MaxTTL = 300 * time.Second
@@ -165,8 +165,14 @@ func (cfg *Config) validate() ([]string, error) {
 	if cfg.TTL != 0 && (cfg.TTL < MinTTL || cfg.TTL > MaxTTL) {
 		add("TTL %v is out of range: use %v to %v", cfg.TTL, MinTTL, MaxTTL)
 	}
-	if cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 || cfg.CheckInterval < 0 {
-		add("durations must not be negative")
+	durations := []struct {
+		name  string
+		value time.Duration
+	}{{"check interval", cfg.CheckInterval}, {"min backoff", cfg.MinBackoff}, {"max backoff", cfg.MaxBackoff}}
+	for _, d := range durations {
+		if d.value < 0 {
+			add("%s %v is negative: use zero for the default", d.name, d.value)
+		}
 	}
 	if cfg.MinBackoff != 0 && cfg.MaxBackoff != 0 && cfg.MinBackoff > cfg.MaxBackoff {
 		add("min backoff %v is longer than max backoff %v", cfg.MinBackoff, cfg.MaxBackoff)

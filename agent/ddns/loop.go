@@ -18,9 +18,8 @@ const providerTimeout = time.Minute
 // recordTypes are the published types, in the order they are published.
 var recordTypes = []string{"A", "AAAA"}
 
-// published is what the loop knows about the records at the provider, per
-// type: the address every name has, and whether the authoritative server
-// returned it.
+// published records, per type, the address that every name has at the
+// provider, and whether the authoritative server returned it.
 type published struct {
 	addr     netip.Addr
 	verified bool

@@ -36,7 +36,7 @@ type State struct {
 	LastUpdate time.Time
 
 	// LastError describes the most recent failure, and LastErrorAt is its
-	// time. Both stay after a later success; Failures is zero then.
+	// time. Both stay after a later success, which resets Failures.
 	LastError   string
 	LastErrorAt time.Time
 
