@@ -2,13 +2,14 @@
 // address books (CardDAV, RFC 6352) from SQLite, with the sync-collection
 // report (RFC 6578), MKCALENDAR, extended MKCOL (RFC 5689) and PROPPATCH.
 //
-// From github.com/emersion/go-webdav v0.6.0 the package takes the query
-// model (caldav.CompFilter, carddav.AddressBookQuery), the calendar object
-// checks (caldav.ValidateCalendarObject) and the vCard filter matching
-// (carddav.Match). Its Handler types are not used: they re-encode objects on
-// GET, put the principal and home set at fixed path depths, and answer
-// PROPPATCH, MKCALENDAR and sync-collection with errors, so this package
-// has its own handler, and it evaluates time ranges with recurrence itself.
+// From github.com/emersion/go-webdav v0.6.0 the package takes the
+// calendar filter model (caldav.CompFilter) and the calendar object checks
+// (caldav.ValidateCalendarObject), and it parses with go-ical and
+// go-vcard. The library's Handler types are not used: they re-encode
+// objects on GET, expect the principal and home set at fixed path depths,
+// and answer PROPPATCH, MKCALENDAR and sync-collection with errors. Its
+// filter matching ignores recurrence overrides and collations. So this
+// package has its own handler, time-range evaluation and vCard matching.
 // It does not serve WebDAV file storage, scheduling (RFC 6638) or LOCK.
 package dav
 

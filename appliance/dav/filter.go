@@ -2,6 +2,7 @@ package dav
 
 import (
 	"bytes"
+	"encoding/xml"
 	"net/http"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
 	"github.com/emersion/go-webdav/caldav"
-	"github.com/emersion/go-webdav/carddav"
 )
 
 // calendarFilter is a parsed CALDAV:filter (RFC 4791 section 9.7) in
@@ -245,57 +245,149 @@ func anyTextMatches(t *caldav.TextMatch, values []string) bool {
 	return false
 }
 
-// newAddressbookQuery converts a CARDDAV:filter (RFC 6352 section 10.5)
-// into go-webdav's query model.
-func newAddressbookQuery(body *reportBody) (*carddav.AddressBookQuery, error) {
-	query := &carddav.AddressBookQuery{FilterTest: carddav.FilterAnyOf}
+// addressbookQuery is a CARDDAV:filter (RFC 6352 section 10.5) with the
+// result limit. go-webdav's carddav.Match is not used because it ignores
+// the collation, compares only a property's first instance and skips
+// param-filter.
+type addressbookQuery struct {
+	test    string // anyof or allof
+	filters []cardPropFilterXML
+	limit   int
+}
+
+func newAddressbookQuery(body *reportBody) (*addressbookQuery, error) {
+	query := &addressbookQuery{test: "anyof"}
 	if body.CardLimit != nil {
-		query.Limit = body.CardLimit.NResults
+		query.limit = body.CardLimit.NResults
 	}
 	if body.CardFilter == nil {
 		return query, nil
 	}
 	if t := body.CardFilter.Test; t != "" {
-		query.FilterTest = carddav.FilterTest(t)
+		query.test = t
 	}
-	if query.FilterTest != carddav.FilterAnyOf && query.FilterTest != carddav.FilterAllOf {
-		return nil, httpErrorf(http.StatusBadRequest, "invalid filter test %q, want anyof or allof", query.FilterTest)
+	query.filters = body.CardFilter.PropFilters
+	if err := checkTest(query.test); err != nil {
+		return nil, err
 	}
-	for _, x := range body.CardFilter.PropFilters {
-		pf := carddav.PropFilter{Name: strings.ToUpper(x.Name), Test: carddav.FilterTest(x.Test), IsNotDefined: x.IsNotDefined != nil}
-		for _, tm := range x.TextMatches {
-			pf.TextMatches = append(pf.TextMatches, convertTextMatch(tm))
+	for _, f := range query.filters {
+		if err := checkTest(f.Test); err != nil {
+			return nil, err
 		}
-		for _, p := range x.ParamFilters {
-			param := carddav.ParamFilter{Name: strings.ToUpper(p.Name), IsNotDefined: p.IsNotDefined != nil}
-			if p.TextMatch != nil {
-				tm := convertTextMatch(*p.TextMatch)
-				param.TextMatch = &tm
+		for _, tm := range f.TextMatches {
+			if err := checkTextMatch(tm); err != nil {
+				return nil, err
 			}
-			pf.Params = append(pf.Params, param)
 		}
-		query.PropFilters = append(query.PropFilters, pf)
 	}
 	return query, nil
 }
 
-func convertTextMatch(x textMatchXML) carddav.TextMatch {
-	tm := carddav.TextMatch{Text: x.Text, NegateCondition: x.NegateCondition == "yes", MatchType: carddav.MatchContains}
-	if x.MatchType != "" {
-		tm.MatchType = carddav.MatchType(x.MatchType)
+func checkTest(test string) error {
+	if test != "" && test != "anyof" && test != "allof" {
+		return httpErrorf(http.StatusBadRequest, "invalid filter test %q, want anyof or allof", test)
 	}
-	return tm
+	return nil
 }
 
-// matchVCard parses data and applies the query. A query without filters
+// checkTextMatch accepts the collations of RFC 4790 that RFC 6352
+// section 8.3 requires and the match types of section 10.5.4.
+func checkTextMatch(tm textMatchXML) error {
+	switch tm.Collation {
+	case "", "i;ascii-casemap", "i;unicode-casemap", "i;octet":
+	default:
+		return preconditionError(http.StatusPreconditionFailed, xml.Name{Space: nsCardDAV, Local: "supported-collation"}, "collation %q is not supported", tm.Collation)
+	}
+	switch tm.MatchType {
+	case "", "equals", "contains", "starts-with", "ends-with":
+		return nil
+	}
+	return httpErrorf(http.StatusBadRequest, "invalid match-type %q", tm.MatchType)
+}
+
+// matches parses data and applies the filter. A query without filters
 // matches every vCard.
-func matchVCard(query *carddav.AddressBookQuery, data []byte) (bool, error) {
-	if len(query.PropFilters) == 0 {
+func (query *addressbookQuery) matches(data []byte) (bool, error) {
+	if len(query.filters) == 0 {
 		return true, nil
 	}
 	card, err := vcard.NewDecoder(bytes.NewReader(data)).Decode()
 	if err != nil {
 		return false, err
 	}
-	return carddav.Match(query, &carddav.AddressObject{Card: card})
+	return combine(query.test, len(query.filters), func(i int) bool { return propFilterMatches(&query.filters[i], card) }), nil
+}
+
+// combine applies test ("anyof", the default, or "allof") to n results.
+func combine(test string, n int, result func(i int) bool) bool {
+	all := test == "allof"
+	for i := 0; i < n; i++ {
+		if result(i) != all {
+			return !all
+		}
+	}
+	return all
+}
+
+// propFilterMatches reports whether one instance of the property
+// satisfies the filter's param-filters and text-matches (RFC 6352
+// section 10.5.1).
+func propFilterMatches(f *cardPropFilterXML, card vcard.Card) bool {
+	fields := card[strings.ToUpper(f.Name)]
+	if f.IsNotDefined != nil {
+		return len(fields) == 0
+	}
+	for _, field := range fields {
+		if fieldMatches(f, field) {
+			return true
+		}
+	}
+	return false
+}
+
+func fieldMatches(f *cardPropFilterXML, field *vcard.Field) bool {
+	for _, p := range f.ParamFilters {
+		values := field.Params[strings.ToUpper(p.Name)]
+		if (p.IsNotDefined != nil) != (len(values) == 0) {
+			return false
+		}
+		if p.TextMatch != nil && !anyCardTextMatches(*p.TextMatch, values) {
+			return false
+		}
+	}
+	if len(f.TextMatches) == 0 {
+		return true
+	}
+	return combine(f.Test, len(f.TextMatches), func(i int) bool { return cardTextMatches(f.TextMatches[i], field.Value) })
+}
+
+func anyCardTextMatches(tm textMatchXML, values []string) bool {
+	for _, v := range values {
+		if cardTextMatches(tm, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// cardTextMatches applies a text-match. Every collation except i;octet
+// compares case-insensitively; i;unicode-casemap, the default, folds all
+// of Unicode.
+func cardTextMatches(tm textMatchXML, value string) bool {
+	text := tm.Text
+	if tm.Collation != "i;octet" {
+		text, value = strings.ToLower(text), strings.ToLower(value)
+	}
+	var ok bool
+	switch tm.MatchType {
+	case "equals":
+		ok = value == text
+	case "starts-with":
+		ok = strings.HasPrefix(value, text)
+	case "ends-with":
+		ok = strings.HasSuffix(value, text)
+	default:
+		ok = strings.Contains(value, text)
+	}
+	return ok != (tm.NegateCondition == "yes")
 }

@@ -70,11 +70,9 @@ func newTestServer(t testing.TB, logins ...string) *testServer {
 		t.Fatal(err)
 	}
 	auth := webui.BasicAuth(webui.BasicAuthOptions{Accounts: store, Scope: accounts.ScopeDAV, Protocol: "dav", Logger: logger}, h)
-	mux := http.NewServeMux()
-	mux.Handle("/dav/", auth)
-	mux.Handle("/.well-known/caldav", auth)
-	mux.Handle("/.well-known/carddav", auth)
-	srv := httptest.NewServer(mux)
+	// No ServeMux in front, so that paths with ".." reach the handler
+	// uncleaned, as they would behind a proxy.
+	srv := httptest.NewServer(auth)
 	t.Cleanup(srv.Close)
 	ts.URL = srv.URL
 	return ts

@@ -3,6 +3,7 @@ package dav
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -169,4 +170,109 @@ func TestCollectionLifecycle(t *testing.T) {
 
 	wantStatus(t, "DELETE calendar", ts.do(t, "anna", "DELETE", "/dav/calendars/anna/sport/", ""), http.StatusNoContent)
 	wantStatus(t, "PROPFIND deleted calendar", ts.do(t, "anna", "PROPFIND", "/dav/calendars/anna/sport/", props, "Depth", "0"), http.StatusNotFound)
+}
+
+func syncReport(token string, limit int) string {
+	l := ""
+	if limit > 0 {
+		l = fmt.Sprintf("<D:limit><D:nresults>%d</D:nresults></D:limit>", limit)
+	}
+	return `<D:sync-collection xmlns:D="DAV:"><D:sync-token>` + token + `</D:sync-token><D:sync-level>1</D:sync-level>` + l +
+		`<D:prop><D:getetag/></D:prop></D:sync-collection>`
+}
+
+var syncTokenPattern = regexp.MustCompile(`<D:sync-token>([^<]+)</D:sync-token>`)
+
+func TestSyncCollection(t *testing.T) {
+	ts := newTestServer(t, "anna")
+	book := "/dav/addressbooks/anna/contacts/"
+	card := func(n int) string {
+		return fmt.Sprintf("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c%d\r\nFN:Kontakt %d\r\nEND:VCARD\r\n", n, n)
+	}
+	for i := 1; i <= 3; i++ {
+		wantStatus(t, "PUT card", ts.do(t, "anna", "PUT", fmt.Sprintf("%sc%d.vcf", book, i), card(i)), http.StatusCreated)
+	}
+
+	r := ts.do(t, "anna", "REPORT", book, syncReport("", 0), "Depth", "0")
+	wantStatus(t, "initial sync", r, http.StatusMultiStatus)
+	if n := strings.Count(r.body, "<D:getetag>"); n != 3 {
+		t.Errorf("initial sync lists %d ETags, want 3: %s", n, r.body)
+	}
+	token := syncTokenPattern.FindStringSubmatch(r.body)[1]
+
+	r = ts.do(t, "anna", "REPORT", book, syncReport(token, 0), "Depth", "0")
+	if strings.Contains(r.body, "<D:response>") {
+		t.Errorf("sync without changes lists responses: %s", r.body)
+	}
+
+	wantStatus(t, "DELETE c1", ts.do(t, "anna", "DELETE", book+"c1.vcf", ""), http.StatusNoContent)
+	wantStatus(t, "PUT c2 changed", ts.do(t, "anna", "PUT", book+"c2.vcf", strings.Replace(card(2), "Kontakt", "Person", 1)), http.StatusNoContent)
+	r = ts.do(t, "anna", "REPORT", book, syncReport(token, 0), "Depth", "0")
+	if !strings.Contains(r.body, "<D:href>/dav/addressbooks/anna/contacts/c1.vcf</D:href><D:status>HTTP/1.1 404 Not Found</D:status>") {
+		t.Errorf("incremental sync lacks the 404 for the deleted c1: %s", r.body)
+	}
+	if !strings.Contains(r.body, "c2.vcf") || strings.Contains(r.body, "c3.vcf") {
+		t.Errorf("incremental sync = %s, want c2 changed and c3 not listed", r.body)
+	}
+	newToken := syncTokenPattern.FindStringSubmatch(r.body)[1]
+	if newToken == token {
+		t.Errorf("sync token after changes = %s, want a new one", newToken)
+	}
+
+	r = ts.do(t, "anna", "REPORT", book, syncReport("", 1), "Depth", "0")
+	if !strings.Contains(r.body, "507 Insufficient Storage") || strings.Count(r.body, "<D:getetag>") != 1 {
+		t.Errorf("sync with limit 1 = %s, want one member and a 507 for the collection", r.body)
+	}
+	partial := syncTokenPattern.FindStringSubmatch(r.body)[1]
+	r = ts.do(t, "anna", "REPORT", book, syncReport(partial, 0), "Depth", "0")
+	if strings.Count(r.body, "<D:getetag>") != 1 {
+		t.Errorf("sync after a truncated one = %s, want the remaining member", r.body)
+	}
+}
+
+func TestQueriesAndMultiget(t *testing.T) {
+	ts := newTestServer(t, "anna")
+	book := "/dav/addressbooks/anna/contacts/"
+	tasks := "/dav/calendars/anna/tasks/"
+	wantStatus(t, "PUT Jürgen", ts.do(t, "anna", "PUT", book+"j.vcf", vCardPhoto), http.StatusCreated)
+	wantStatus(t, "PUT Zoë", ts.do(t, "anna", "PUT", book+"z.vcf", vCard4), http.StatusCreated)
+
+	query := `<CR:addressbook-query xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><CR:address-data/></D:prop>
+<CR:filter><CR:prop-filter name="FN"><CR:text-match collation="i;unicode-casemap" match-type="contains">müller</CR:text-match></CR:prop-filter></CR:filter></CR:addressbook-query>`
+	r := ts.do(t, "anna", "REPORT", book, query, "Depth", "1")
+	wantStatus(t, "addressbook-query", r, http.StatusMultiStatus)
+	if !strings.Contains(r.body, "j.vcf") || strings.Contains(r.body, "z.vcf") {
+		t.Errorf("addressbook-query for müller = %s, want j.vcf only", r.body)
+	}
+
+	multiget := `<CR:addressbook-multiget xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><CR:address-data/></D:prop>
+<D:href>/dav/addressbooks/anna/contacts/z.vcf</D:href><D:href>/dav/addressbooks/anna/contacts/missing.vcf</D:href></CR:addressbook-multiget>`
+	r = ts.do(t, "anna", "REPORT", book, multiget, "Depth", "1")
+	if !strings.Contains(r.body, "Zoë Ångström") || !strings.Contains(r.body, "404 Not Found") {
+		t.Errorf("addressbook-multiget = %s, want Zoë's data and a 404 for missing.vcf", r.body)
+	}
+
+	todo := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t1\r\nDTSTAMP:20260101T000000Z\r\nDUE:20260410T120000Z\r\nSUMMARY:Steuer\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+	undated := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t2\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Irgendwann\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+	wantStatus(t, "PUT task", ts.do(t, "anna", "PUT", tasks+"t1.ics", todo), http.StatusCreated)
+	wantStatus(t, "PUT undated task", ts.do(t, "anna", "PUT", tasks+"t2.ics", undated), http.StatusCreated)
+	todoQuery := func(start, end string) string {
+		return `<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>
+<C:comp-filter name="VCALENDAR"><C:comp-filter name="VTODO"><C:time-range start="` + start + `" end="` + end + `"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+	}
+	r = ts.do(t, "anna", "REPORT", tasks, todoQuery("20260401T000000Z", "20260501T000000Z"), "Depth", "1")
+	if !strings.Contains(r.body, "t1.ics") || !strings.Contains(r.body, "t2.ics") {
+		t.Errorf("VTODO query for April = %s, want t1 (due) and t2 (undated)", r.body)
+	}
+	r = ts.do(t, "anna", "REPORT", tasks, todoQuery("20260501T000000Z", "20260601T000000Z"), "Depth", "1")
+	if strings.Contains(r.body, "t1.ics") || !strings.Contains(r.body, "t2.ics") {
+		t.Errorf("VTODO query for May = %s, want t2 only", r.body)
+	}
+
+	calMultiget := `<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/></D:prop>
+<D:href>/dav/calendars/anna/tasks/t1.ics</D:href></C:calendar-multiget>`
+	r = ts.do(t, "anna", "REPORT", tasks, calMultiget, "Depth", "1")
+	if !strings.Contains(r.body, "SUMMARY:Steuer&#xD;&#xA;") {
+		t.Errorf("calendar-multiget = %s, want t1's data with CRLF kept", r.body)
+	}
 }

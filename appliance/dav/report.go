@@ -103,8 +103,7 @@ func (q *request) calendarQuery(body *reportBody, req propRequest) error {
 	return nil
 }
 
-// addressbookQuery serves addressbook-query (RFC 6352 section 8.6) with
-// go-webdav's carddav.Match.
+// addressbookQuery serves addressbook-query (RFC 6352 section 8.6).
 func (q *request) addressbookQuery(body *reportBody, req propRequest) error {
 	query, err := newAddressbookQuery(body)
 	if err != nil {
@@ -118,7 +117,7 @@ func (q *request) addressbookQuery(body *reportBody, req propRequest) error {
 	m := newMultistatus()
 	n := 0
 	for _, o := range objs {
-		ok, err := matchVCard(query, o.data)
+		ok, err := query.matches(o.data)
 		if err != nil {
 			q.h.log.Warn("dav stored vCard does not parse", "user", q.login, "collection", c.urlName(), "object", o.name, "err", err)
 			continue
@@ -126,7 +125,7 @@ func (q *request) addressbookQuery(body *reportBody, req propRequest) error {
 		if !ok {
 			continue
 		}
-		if query.Limit > 0 && n == query.Limit {
+		if query.limit > 0 && n == query.limit {
 			// RFC 6352 section 8.6.1: a truncated result ends with 507
 			// for the request URI.
 			m.statusResponse(q.collectionHref(c), http.StatusInsufficientStorage)
