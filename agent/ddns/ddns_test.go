@@ -67,6 +67,17 @@ func (p *memoryProvider) value(name, typ string) string {
 	return ""
 }
 
+func (p *memoryProvider) ttl(name, typ string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.records {
+		if r.Name == name && r.Type == typ {
+			return r.TTL
+		}
+	}
+	return 0
+}
+
 func (p *memoryProvider) setCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -224,18 +235,21 @@ func TestRunPublishesOnlyChanges(t *testing.T) {
 
 func TestRunSkipsRecordsInPlace(t *testing.T) {
 	p := &memoryProvider{records: []libdns.RR{
-		{Name: "@", Type: "A", Data: "198.51.100.1"},
-		{Name: "mail", Type: "A", Data: "198.51.100.1"},
-		{Name: "xmpp", Type: "A", Data: "198.51.100.1"},
+		{Name: "@", Type: "A", TTL: DefaultTTL, Data: "198.51.100.1"},
+		{Name: "mail", Type: "A", TTL: DefaultTTL, Data: "198.51.100.1"},
+		{Name: "xmpp", Type: "A", TTL: DefaultTTL, Data: "198.51.100.1"},
+		{Name: "@", Type: "AAAA", TTL: time.Hour, Data: "2001:db8:1::10"},
+		{Name: "mail", Type: "AAAA", TTL: time.Hour, Data: "2001:db8:1::10"},
+		{Name: "xmpp", Type: "AAAA", TTL: time.Hour, Data: "2001:db8:1::10"},
 	}}
 	addrs := &staticAddrs{class: netaddr.ClassPublic}
 	addrs.set("198.51.100.1", "2001:db8:1::10")
 	start(t, testConfig(t, p, addrs))
 
-	waitFor(t, "AAAA is published", func() bool { return p.value("@", "AAAA") == "2001:db8:1::10" })
+	waitFor(t, "AAAA gets the configured TTL", func() bool { return p.ttl("@", "AAAA") == DefaultTTL })
 	time.Sleep(60 * time.Millisecond)
 	if got := p.setCount(); got != 1 {
-		t.Errorf("SetRecords calls with A already in place: got %d, want 1 (AAAA only)", got)
+		t.Errorf("SetRecords calls with A in place and AAAA with another TTL: got %d, want 1 (AAAA only)", got)
 	}
 }
 

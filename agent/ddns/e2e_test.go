@@ -23,8 +23,8 @@ import (
 )
 
 // boxAgentEnv carries the box agent's settings, as JSON, from
-// TestHomeNetworkFollowsAddresses to the copy of the test binary that runs
-// inside the box namespace.
+// startBoxAgent to the copy of the test binary that runs inside the box
+// namespace.
 const boxAgentEnv = "HEIMWOLKE_DDNS_BOX_AGENT"
 
 // boxAgentSettings configures the loop in the box namespace.
@@ -39,10 +39,10 @@ type boxAgentSettings struct {
 const testZone = "heimwolke.test."
 
 // TestHomeNetworkFollowsAddresses runs the dynamic DNS loop inside the box
-// namespace of a home network, with the router's miniupnpd as its only IPv4
-// source and BIND in the internet namespace as the zone's server, and
-// checks with dig that the A record follows a new WAN address and the AAAA
-// record follows a new IPv6 prefix.
+// namespace of a home network. The router's miniupnpd is its only IPv4
+// source, and BIND in the internet namespace serves the zone. dig checks
+// that the A record follows a new WAN address and the AAAA record a new
+// IPv6 prefix.
 func TestHomeNetworkFollowsAddresses(t *testing.T) {
 	dig := testpeer.Require(t, "dig", "bind9-dnsutils")
 	h := netlab.NewHome(t)
@@ -234,9 +234,9 @@ func startBoxAgent(t *testing.T, h *netlab.Home, settings boxAgentSettings) (*te
 	return output, stop
 }
 
-// TestBoxAgent is the dynamic DNS loop of TestHomeNetworkFollowsAddresses.
-// It runs only when that test starts it inside the box namespace, and until
-// that test kills it.
+// TestBoxAgent is the dynamic DNS loop of the TestHomeNetwork tests. It
+// runs only when startBoxAgent starts it inside the box namespace, and until
+// the test kills it.
 func TestBoxAgent(t *testing.T) {
 	encoded := os.Getenv(boxAgentEnv)
 	if encoded == "" {
@@ -278,7 +278,7 @@ func TestBoxAgent(t *testing.T) {
 	u.Run(ctx)
 }
 
-// natpmpRouter asks the router for its WAN address with NAT-PMP (RFC 6886
+// natpmpRouter requests the router's WAN address with NAT-PMP (RFC 6886
 // section 3.2). It stands in for the port mapping client in this test.
 type natpmpRouter struct{ gateway netip.Addr }
 

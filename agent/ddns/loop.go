@@ -80,7 +80,7 @@ func (u *Updater) readPublished(ctx context.Context, l *loop) {
 	}
 
 	for _, typ := range recordTypes {
-		addr, ok := commonAddress(recs, u.names, typ)
+		addr, ok := commonAddress(recs, u.names, typ, u.cfg.TTL)
 		if !ok {
 			continue
 		}
@@ -95,8 +95,8 @@ func (u *Updater) readPublished(ctx context.Context, l *loop) {
 }
 
 // commonAddress returns the address when every name has exactly one record
-// of typ, all with that address.
-func commonAddress(recs []libdns.Record, names []string, typ string) (netip.Addr, bool) {
+// of typ, all with that address and the TTL ttl.
+func commonAddress(recs []libdns.Record, names []string, typ string, ttl time.Duration) (netip.Addr, bool) {
 	var common netip.Addr
 	for _, name := range names {
 		var found []netip.Addr
@@ -106,7 +106,7 @@ func commonAddress(recs []libdns.Record, names []string, typ string) (netip.Addr
 				continue
 			}
 			a, err := netip.ParseAddr(rr.Data)
-			if err != nil {
+			if err != nil || rr.TTL != ttl {
 				return netip.Addr{}, false
 			}
 			found = append(found, a)
