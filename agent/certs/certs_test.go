@@ -9,14 +9,18 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/heimwolke/heimwolke/agent/certs/localca"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/rfc2136"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 	"github.com/heimwolke/heimwolke/packages/tlsstore"
 )
 
@@ -408,4 +412,59 @@ func TestParseRetryAfter(t *testing.T) {
 			t.Errorf("parseRetryAfter(%q) = %v, %v, want %v, %v", c.value, got, ok, c.want, c.wantOK)
 		}
 	}
+}
+
+// TestLocalCAMode runs the manager in LAN-only mode: it issues a leaf from
+// the local CA that Go and curl accept for heimwolke.local, and renews it
+// after two thirds of its lifetime.
+func TestLocalCAMode(t *testing.T) {
+	curl := testpeer.Require(t, "curl", "curl")
+	store := openStore(t)
+	f := startFront(t, store)
+	dir, err := store.PrivateDir("localca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := localca.Open(dir, "box", []string{"heimwolke.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{
+		Store:         store,
+		LocalCA:       ca,
+		LocalNames:    []string{"heimwolke.local"},
+		LocalIPs:      []net.IP{net.ParseIP("127.0.0.1")},
+		LocalLifetime: 6 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runManager(t, m)
+	states := waitState(t, m, 10*time.Second, "issuance", allIssued)
+	if len(states) != 2 || states[0].Certificate != LocalCertificate || states[1].Name != "127.0.0.1" {
+		t.Fatalf("states = %+v, want heimwolke.local and 127.0.0.1 of the local certificate", states)
+	}
+	if got, want := states[0].Issuer, "Heimwolke box local CA"; got != want {
+		t.Errorf("issuer = %q, want %q", got, want)
+	}
+	firstNotAfter := states[0].NotAfter
+
+	rootFile := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(rootFile, ca.RootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the store reloads once a second
+	port := fmt.Sprint(f.tlsPort)
+	out, err := exec.Command(curl, "--silent", "--show-error", "--max-time", "10", "--cacert", rootFile,
+		"--resolve", "heimwolke.local:"+port+":127.0.0.1", "https://heimwolke.local:"+port+"/").CombinedOutput()
+	if err != nil || string(out) != "hello from heimwolke" {
+		t.Errorf("curl https://heimwolke.local: got %q, %v, want %q", out, err, "hello from heimwolke")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Root())
+	f.dial(t, "heimwolke.local", pool)
+
+	waitState(t, m, 15*time.Second, "renewal", func(states []NameState) bool {
+		return states[0].NotAfter.After(firstNotAfter)
+	})
 }

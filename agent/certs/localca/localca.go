@@ -171,7 +171,7 @@ func (ca *CA) RootPEM() []byte { return slices.Clone(ca.certPEM) }
 func (ca *CA) RootDER() []byte { return slices.Clone(ca.cert.Raw) }
 
 // Issue signs a new server certificate for dnsNames and ips with a new
-// ECDSA P-256 key, valid from an hour ago for lifetime, and returns the PEM
+// ECDSA P-256 key, valid for lifetime from now, and returns the PEM
 // chain (leaf, then root) and the PEM key. It rejects names and addresses
 // outside the root's name constraints, which clients would reject too.
 func (ca *CA) Issue(dnsNames []string, ips []net.IP, lifetime time.Duration) (chainPEM, keyPEM []byte, err error) {
@@ -187,10 +187,13 @@ func (ca *CA) Issue(dnsNames []string, ips []net.IP, lifetime time.Duration) (ch
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing local certificate: generating key: %w", err)
 	}
+	// NotBefore lies a little in the past for devices whose clock is
+	// behind, by an hour at most so that the renewal time, two thirds into
+	// the validity, stays close to two thirds of lifetime.
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
-		NotBefore:    now.Add(-time.Hour),
+		NotBefore:    now.Add(-min(time.Hour, lifetime/10)),
 		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
