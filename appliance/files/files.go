@@ -1,8 +1,9 @@
-// Package files serves the household's files over WebDAV (RFC 4918, class 1
-// and 2) with quotas (RFC 4331), and stores the share links of the web file
-// browser. It builds on golang.org/x/net/webdav, whose lock system, COPY and
-// MOVE pass litmus, and adds what that package lacks: a file system confined
-// by os.Root, dead properties in SQLite, atomic uploads and request limits.
+// Package files serves the household's files over WebDAV (RFC 4918 class 1
+// and 2, with the quotas of RFC 4331) and stores the web file browser's
+// files and share links. It uses golang.org/x/net/webdav for PROPFIND,
+// PROPPATCH, COPY and MOVE, because go-webdav v0.6.0 has no LOCK and no dead
+// properties, and adds shared locks, the If header's entity tags, dead
+// properties in SQLite, a file system confined by os.Root and atomic uploads.
 package files
 
 import (
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/webdav"
 
@@ -65,10 +67,20 @@ type Options struct {
 	// Larger bodies get 413. Zero means 1 MiB.
 	MaxXMLBytes int64
 
+	// SharePasswordMemoryKiB is the Argon2id memory cost of share link
+	// passwords. Zero means 64 MiB, the cost of the users' passwords.
+	SharePasswordMemoryKiB uint32
+
+	// Now returns the current time for share link expiry. Nil means
+	// time.Now.
+	Now func() time.Time
+
 	// Logger receives errors that clients see as 5xx, never file
 	// contents or credentials. Nil means slog.Default().
 	Logger *slog.Logger
 }
+
+var _ webui.FileStore = (*Handler)(nil)
 
 // Handler serves WebDAV for the user that webui.BasicAuth admitted. It is
 // safe for concurrent use.
@@ -106,6 +118,12 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.SharePasswordMemoryKiB == 0 {
+		opts.SharePasswordMemoryKiB = 64 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("files: creating data folder: %w", err)
 	}
@@ -118,15 +136,12 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 		maxXMLBytes: opts.MaxXMLBytes,
 		log:         opts.Logger,
 		props:       &propStore{db: opts.DB},
-		shares:      &ShareStore{db: opts.DB},
+		shares:      &ShareStore{db: opts.DB, now: opts.Now, argonMemoryKiB: opts.SharePasswordMemoryKiB},
 		roots:       make(map[string]*rootState),
 		quotaHome:   opts.QuotaBytes,
 		quotaShared: opts.SharedQuotaBytes,
 	}, nil
 }
-
-// Shares returns the store of share links.
-func (h *Handler) Shares() *ShareStore { return h.shares }
 
 // folder is one tree that a request reaches: its URL prefix, its folder
 // on disk, and the key of its lock system, usage and properties.

@@ -33,8 +33,9 @@ var migrations = []string{
 		id         INTEGER PRIMARY KEY,
 		token_hash BLOB NOT NULL UNIQUE, -- SHA-256 of the link's token
 		user_id    INTEGER NOT NULL,
-		root       TEXT NOT NULL,
-		path       TEXT NOT NULL,
+		owner      TEXT NOT NULL, -- the login name of user_id
+		root       TEXT NOT NULL, -- the folder tree, as files_props.root
+		path       TEXT NOT NULL, -- relative to root, '.' for all of it
 		is_dir     INTEGER NOT NULL,
 		password   TEXT NOT NULL, -- PHC string of argon2id, or '' for none
 		expires    INTEGER NOT NULL, -- Unix seconds, 0 for never
