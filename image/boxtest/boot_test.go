@@ -112,8 +112,9 @@ type statusError struct{ code int }
 func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 // checkFirstBootPage checks the page in both languages and returns the
-// health report.
-func checkFirstBootPage(t *testing.T, vm *qemu.VM, start time.Time) web.Health {
+// health report. A box with a setup code opens on the code step, one
+// without on the welcome page.
+func checkFirstBootPage(t *testing.T, vm *qemu.VM, start time.Time, withCode bool) web.Health {
 	t.Helper()
 	base := "http://" + vm.Addr(80)
 	body, at := getOK(t, vm, base+"/", "en")
@@ -122,12 +123,16 @@ func checkFirstBootPage(t *testing.T, vm *qemu.VM, start time.Time) web.Health {
 	if !strings.Contains(body, `<span id="version">`+want+`</span>`) {
 		t.Errorf("first-boot page lacks version %q:\n%s", want, body)
 	}
-	if !strings.Contains(body, "Welcome to your Heimwolke") {
-		t.Errorf("English first-boot page lacks its title:\n%s", body)
+	titleEN, titleDE := "Welcome to your Heimwolke", "Willkommen bei Deiner Heimwolke"
+	if withCode {
+		titleEN, titleDE = "<h1>Setup code</h1>", "<h1>Einrichtungscode</h1>"
+	}
+	if !strings.Contains(body, titleEN) {
+		t.Errorf("English first-boot page lacks %q:\n%s", titleEN, body)
 	}
 	body, _ = getOK(t, vm, base+"/", "de-DE,de;q=0.9")
-	if !strings.Contains(body, "Willkommen bei Deiner Heimwolke") {
-		t.Errorf("German first-boot page lacks its title:\n%s", body)
+	if !strings.Contains(body, titleDE) {
+		t.Errorf("German first-boot page lacks %q:\n%s", titleDE, body)
 	}
 
 	body, _ = getOK(t, vm, base+"/healthz", "")
@@ -182,13 +187,15 @@ func checkSetupCodeStep(t *testing.T, vm *qemu.VM, wantAsked bool) {
 
 // TestAMD64Box boots the amd64 image on a disk twice its size with a setup
 // code written as flash does, gets the first-boot page with the right
-// version, checks that the wizard asks for the code, and that /perm grew to
-// the larger disk.
+// version, walks the wizard to the end with the code, and checks that /perm
+// grew to the larger disk.
 func TestAMD64Box(t *testing.T) {
 	const diskSize = 2 << 30
-	vm, start := bootBox(t, "amd64", diskSize, "K3QX-7M4D-WT9A")
-	health := checkFirstBootPage(t, vm, start)
+	const code = "K3QX-7M4D-WT9A"
+	vm, start := bootBox(t, "amd64", diskSize, code)
+	health := checkFirstBootPage(t, vm, start, true)
 	checkSetupCodeStep(t, vm, true)
+	walkWizardOnBox(t, vm, code)
 	if health.Storage == nil {
 		t.Fatal("/healthz has no storage figures: /perm is not mounted")
 	}
@@ -206,6 +213,6 @@ func TestAMD64Box(t *testing.T) {
 // the wizard asks for no setup code.
 func TestARM64Box(t *testing.T) {
 	vm, start := bootBox(t, "arm64", 0, "")
-	checkFirstBootPage(t, vm, start)
+	checkFirstBootPage(t, vm, start, false)
 	checkSetupCodeStep(t, vm, false)
 }
