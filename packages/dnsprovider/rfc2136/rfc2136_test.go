@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,51 @@ func TestInvalidProvider(t *testing.T) {
 		if err != nil && tt.p.Secret != "" && strings.Contains(err.Error(), tt.p.Secret) {
 			t.Errorf("error %q contains the secret", err)
 		}
+	}
+}
+
+// TestConcurrentAppends checks that parallel calls on one Provider all
+// reach the zone, as the libdns interfaces require.
+func TestConcurrentAppends(t *testing.T) {
+	s := dnstest.StartBIND(t, zone, "")
+	p := provider(s)
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := p.AppendRecords(t.Context(), zone, []libdns.Record{
+				libdns.TXT{Name: "_acme-challenge", TTL: time.Minute, Text: "token-" + strconv.Itoa(i)},
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("AppendRecords: %v", err)
+		}
+	}
+	if got := answer(t, s, "_acme-challenge.example.test", dns.TypeTXT); len(got) != n {
+		t.Errorf("got %d TXT records, want %d: %v", len(got), n, got)
+	}
+}
+
+// TestACMEChallengeCycle checks the calls that an ACME DNS-01 solver such
+// as certmagic's makes: append a TXT record, then delete the same record.
+func TestACMEChallengeCycle(t *testing.T) {
+	s := dnstest.StartBIND(t, zone, "")
+	p := provider(s)
+	rec := libdns.TXT{Name: "_acme-challenge.www", TTL: 2 * time.Minute, Text: "dGVzdC10b2tlbg"}
+	if _, err := p.AppendRecords(t.Context(), "example.test.", []libdns.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := p.DeleteRecords(t.Context(), "example.test.", []libdns.Record{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 {
+		t.Errorf("DeleteRecords returned %v, want the challenge record", deleted)
+	}
+	if got := answer(t, s, "_acme-challenge.www.example.test", dns.TypeTXT); len(got) != 0 {
+		t.Errorf("after the cycle, got TXT %v, want none", got)
 	}
 }

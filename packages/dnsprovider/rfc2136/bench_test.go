@@ -1,0 +1,75 @@
+package rfc2136
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libdns/libdns"
+	"github.com/miekg/dns"
+
+	"github.com/heimwolke/heimwolke/packages/dnsprovider/dnstest"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
+)
+
+// updatesPerRun is the number of signed updates that each client sends in
+// BenchmarkUpdate.
+const updatesPerRun = 100
+
+// BenchmarkUpdate compares the time per signed dynamic update of the
+// Provider with BIND's nsupdate, both against one BIND server on loopback.
+// Each update adds one TXT record and waits for the response; nsupdate
+// sends all of its updates from one process.
+func BenchmarkUpdate(b *testing.B) {
+	nsupdate := testpeer.Require(b, "nsupdate", "bind9-dnsutils")
+	s := dnstest.StartBIND(b, zone, "")
+	p := provider(s)
+
+	var ours, theirs time.Duration
+	for i := 0; i < b.N; i++ {
+		began := time.Now()
+		for j := range updatesPerRun {
+			_, err := p.AppendRecords(b.Context(), zone, []libdns.Record{
+				libdns.TXT{Name: fmt.Sprintf("ours%d-%d", i, j), TTL: time.Minute, Text: "x"},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		ours += time.Since(began)
+
+		began = time.Now()
+		runNsupdate(b, nsupdate, s, fmt.Sprintf("theirs%d", i))
+		theirs += time.Since(began)
+
+		last := fmt.Sprintf("theirs%d-%d.%s", i, updatesPerRun-1, s.Zone)
+		if got := s.Query(b, last, dns.TypeTXT); len(got) != 1 {
+			b.Fatalf("after nsupdate, got %d TXT records at %s, want 1", len(got), last)
+		}
+	}
+
+	perOurs := float64(ours.Microseconds()) / float64(b.N*updatesPerRun) / 1000
+	perTheirs := float64(theirs.Microseconds()) / float64(b.N*updatesPerRun) / 1000
+	b.ReportMetric(perOurs, "heimwolke-ms/update")
+	b.ReportMetric(perTheirs, "nsupdate-ms/update")
+	b.ReportMetric(perOurs/perTheirs, "ratio")
+}
+
+// runNsupdate sends updatesPerRun updates over TCP with one nsupdate
+// process.
+func runNsupdate(b *testing.B, nsupdate string, s *dnstest.Server, prefix string) {
+	host, port, _ := net.SplitHostPort(s.Addr)
+	var script strings.Builder
+	fmt.Fprintf(&script, "server %s %s\nzone %s\n", host, port, s.Zone)
+	for j := range updatesPerRun {
+		fmt.Fprintf(&script, "update add %s-%d.%s 60 TXT \"x\"\nsend\n", prefix, j, s.Zone)
+	}
+	cmd := exec.Command(nsupdate, "-v", "-y", s.Algorithm+":"+s.KeyName+":"+s.Secret)
+	cmd.Stdin = strings.NewReader(script.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+}
