@@ -268,7 +268,7 @@ type envOptions struct {
 	runQueue bool
 }
 
-func newTestEnv(t *testing.T, eo envOptions) *testEnv {
+func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &testEnv{dir: t.TempDir(), deliverer: &memDeliverer{}, logs: &bytes.Buffer{}}
@@ -382,7 +382,7 @@ func newTestEnv(t *testing.T, eo envOptions) *testEnv {
 	return e
 }
 
-func (e *testEnv) listen(t *testing.T, mode Mode) string {
+func (e *testEnv) listen(t testing.TB, mode Mode) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

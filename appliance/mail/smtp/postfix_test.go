@@ -21,7 +21,7 @@ import (
 // and offers a submission port with SASL logins checked by Dovecot. Every
 // transport that could reach another host is error:.
 type postfix struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	port       int // plain SMTP, the MX of remote.test
 	submission int // STARTTLS with SASL
@@ -48,7 +48,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startPostfix(t *testing.T, opts postfixOptions) *postfix {
+func startPostfix(t testing.TB, opts postfixOptions) *postfix {
 	t.Helper()
 	testpeer.Require(t, "postfix", "postfix")
 	testpeer.RequireRoot(t, "Postfix starts as root and drops to the postfix user")
