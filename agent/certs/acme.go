@@ -40,10 +40,10 @@ const (
 
 // acmeIssuer obtains certificates from an ACME CA with acmez.
 //
-// It uses acmez directly and not certmagic.Config: certmagic solves HTTP-01
-// and TLS-ALPN-01 only with listeners of its own process or through its
-// storage format, but here heimwolke owns ports 80 and 443 and answers
-// challenges from tlsstore files. certmagic's DNS01Solver does the DNS-01
+// It uses acmez directly and not certmagic.Config, because certmagic solves
+// HTTP-01 and TLS-ALPN-01 only with listeners of its own process or through
+// its own storage format. Here heimwolke owns ports 80 and 443 and serves
+// the challenges from tlsstore files. certmagic's DNS01Solver does the DNS-01
 // work (zone lookup, propagation check, cleanup) through a libdns provider.
 type acmeIssuer struct {
 	cfg       *Config
@@ -103,10 +103,10 @@ func newACMEIssuer(cfg *Config, log *slog.Logger) (*acmeIssuer, error) {
 	return a, nil
 }
 
-// obtain runs one ACME order per challenge plan until one succeeds: DNS-01
-// alone with a DNS provider, otherwise each type of Config.Challenges in
-// turn, so that a box whose port 80 is blocked still gets a certificate
-// through TLS-ALPN-01 on port 443.
+// obtain runs one ACME order per challenge type until one succeeds. With a
+// DNS provider that is DNS-01 alone, otherwise each type of
+// Config.Challenges in turn, so that a box whose port 80 is blocked still
+// gets a certificate through TLS-ALPN-01 on port 443.
 func (a *acmeIssuer) obtain(ctx context.Context, names []string, current *x509.Certificate) (issued, error) {
 	account, err := a.ensureAccount(ctx)
 	if err != nil {
@@ -126,9 +126,9 @@ func (a *acmeIssuer) obtain(ctx context.Context, names []string, current *x509.C
 		return issued{}, fmt.Errorf("making order for %v: %w", names, err)
 	}
 	params.Profile = a.cfg.Profile
-	// RFC 9773 section 5: an order that replaces a certificate names it,
-	// which lets the CA exempt the renewal from some rate limits. Only a
-	// certificate from this CA can be named.
+	// RFC 9773 section 5: an order that replaces a certificate names it in
+	// "replaces". Let's Encrypt exempts such renewals from some rate
+	// limits. Only a certificate from this CA can be named.
 	if current != nil && len(current.AuthorityKeyId) > 0 && a.fromThisCA() && a.supportsARI(ctx) {
 		params.Replaces = current
 	}
@@ -177,9 +177,9 @@ func (a *acmeIssuer) solver(challenge string) acmez.Solver {
 }
 
 // tryOtherChallenge reports whether an order that failed with err may
-// succeed with another challenge type: not when the context ended, the CA
-// could not be reached, or the CA rejected the order itself (a rate limit,
-// a name it does not issue for).
+// succeed with another challenge type. It may not when the context ended,
+// the CA could not be reached, or the CA rejected the order itself, as for
+// a rate limit or a name it does not issue for.
 func tryOtherChallenge(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false

@@ -1,7 +1,7 @@
 // Package certs keeps the box's TLS certificates current: it obtains them
 // from an ACME CA (RFC 8555), Let's Encrypt by default, with DNS-01, HTTP-01
 // or TLS-ALPN-01 challenges, renews them when the CA's renewal information
-// (RFC 9773) or two thirds of their lifetime say so, and in LAN-only mode
+// (RFC 9773) or two thirds of their lifetime call for it, and in LAN-only mode
 // issues them from a local CA. Certificates go into a tlsstore.Store, from
 // which heimwolke serves them and answers the challenges.
 package certs

@@ -105,7 +105,7 @@ func globAccountKeys(t *testing.T, store *tlsstore.Store) []string {
 
 // TestTLSALPN01Fallback points Pebble's HTTP-01 validator at a closed port,
 // so HTTP-01 fails and the manager falls back to TLS-ALPN-01, which the
-// tlsstore-backed TLS server answers.
+// tlsstore-backed TLS server serves.
 func TestTLSALPN01Fallback(t *testing.T) {
 	bind := startBIND(t)
 	store := openStore(t)
@@ -201,8 +201,8 @@ func TestRenewalKeepsConnections(t *testing.T) {
 		t.Errorf("next attempt %v is not before expiry %v", states[0].NextAttempt, states[0].NotAfter)
 	}
 
-	// The store reloads at most once a second, so the first handshake may
-	// come before it sees the certificate.
+	// The store reloads at most once a second, so a handshake right after
+	// issuance may still get no certificate.
 	time.Sleep(1100 * time.Millisecond)
 	before := f.dial(t, "heimwolke.test", p.IssuerRoots)
 	oldSerial := serialOf(before)

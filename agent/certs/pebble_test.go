@@ -100,7 +100,7 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 	dir := t.TempDir()
 	listen, management := freePort(t), freePort(t)
 	// Pebble picks a random profile for an order that names none, so the
-	// short one exists only when a test asks for it.
+	// short one exists only when a test requests it.
 	profiles := map[string]any{"default": map[string]any{"description": "90 days", "validityPeriod": 7776000}}
 	if opts.shortValidity != 0 {
 		profiles["shortlived"] = map[string]any{"description": "test lifetime", "validityPeriod": opts.shortValidity}

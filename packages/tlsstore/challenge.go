@@ -66,7 +66,7 @@ func (s *Store) httpChallengePath(token string) (string, error) {
 	return filepath.Join(s.dir, challengesDir, httpChallengeDir, token), nil
 }
 
-// HTTPChallengeHandler returns a handler that answers HTTP-01 validation
+// HTTPChallengeHandler returns a handler that serves HTTP-01 validation
 // requests, GET or HEAD under /.well-known/acme-challenge/, from the store
 // and passes every other request to next. An unknown token gets 404 Not
 // Found.
@@ -96,7 +96,7 @@ func (s *Store) serveHTTPChallenge(w http.ResponseWriter, r *http.Request, token
 		return
 	}
 
-	slog.Info("tls store: answering http-01 challenge", "token", token, "host", r.Host, "remote_addr", r.RemoteAddr)
+	slog.Info("tls store: serving http-01 challenge", "token", token, "host", r.Host, "remote_addr", r.RemoteAddr)
 	// RFC 8555 section 8.3 shows the key authorization as the whole body,
 	// with Content-Type application/octet-stream.
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -155,7 +155,7 @@ func (s *Store) alpnChallengeCertificate(serverName string) (*tls.Certificate, e
 	if err != nil {
 		return nil, fmt.Errorf("loading tls-alpn-01 challenge for %q: %w", serverName, err)
 	}
-	slog.Info("tls store: answering tls-alpn-01 challenge", "server_name", serverName)
+	slog.Info("tls store: serving tls-alpn-01 challenge", "server_name", serverName)
 	return &cert, nil
 }
 

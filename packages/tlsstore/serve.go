@@ -17,7 +17,7 @@ import (
 const reloadInterval = time.Second
 
 // ACMETLSProtocol is the ALPN protocol of TLS-ALPN-01 validation requests
-// (RFC 8737 section 6.2).
+// (RFC 8737 section 4).
 const ACMETLSProtocol = "acme-tls/1"
 
 // fileSig identifies one version of a file cheaply, without reading it.
@@ -88,7 +88,7 @@ func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 	if index.def != nil {
 		return index.def, nil
 	}
-	return nil, fmt.Errorf("no certificate for server name %q: the TLS store %s is empty", hello.ServerName, s.dir)
+	return nil, fmt.Errorf("no certificate for server name %q: the TLS store %s has no loadable certificate", hello.ServerName, s.dir)
 }
 
 func (idx *certIndex) lookup(name string) *tls.Certificate {

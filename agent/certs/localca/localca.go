@@ -1,8 +1,8 @@
 // Package localca is the certificate authority that a box makes for itself
-// when it has no public domain: an ECDSA P-256 root, limited by name
+// when it has no public domain. Its ECDSA P-256 root is limited by name
 // constraints (RFC 5280 section 4.2.1.10) to the box's LAN names and to
-// private and loopback addresses, that issues short-lived server
-// certificates. Devices trust it once the household installs its root.
+// private and loopback addresses, and it issues short-lived server
+// certificates, which devices trust once the household installs the root.
 package localca
 
 import (
@@ -171,7 +171,7 @@ func (ca *CA) RootPEM() []byte { return slices.Clone(ca.certPEM) }
 func (ca *CA) RootDER() []byte { return slices.Clone(ca.cert.Raw) }
 
 // Issue signs a new server certificate for dnsNames and ips with a new
-// ECDSA P-256 key, valid for lifetime from now, and returns the PEM
+// ECDSA P-256 key, valid until lifetime from now, and returns the PEM
 // chain (leaf, then root) and the PEM key. It rejects names and addresses
 // outside the root's name constraints, which clients would reject too.
 func (ca *CA) Issue(dnsNames []string, ips []net.IP, lifetime time.Duration) (chainPEM, keyPEM []byte, err error) {
@@ -187,9 +187,9 @@ func (ca *CA) Issue(dnsNames []string, ips []net.IP, lifetime time.Duration) (ch
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing local certificate: generating key: %w", err)
 	}
-	// NotBefore lies a little in the past for devices whose clock is
-	// behind, by an hour at most so that the renewal time, two thirds into
-	// the validity, stays close to two thirds of lifetime.
+	// NotBefore lies up to an hour in the past for devices whose clock is
+	// behind. At most a tenth of lifetime keeps the renewal time, two
+	// thirds into the validity, ahead of now for short lifetimes.
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
