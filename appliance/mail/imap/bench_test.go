@@ -218,9 +218,8 @@ func measureIdleMemory(b *testing.B, name, addr, user, password string, pool *x5
 	return float64(after-before) / float64(conns)
 }
 
-// settle asks the process to collect garbage (the benchmark child does so
-// on SIGUSR1; Dovecot's master reopens its logs) and waits for the servers
-// to go quiet.
+// settle sends SIGUSR1 and waits for the server to go quiet. The benchmark
+// child then collects garbage, and Dovecot's master reopens its logs.
 func settle(pid int) {
 	syscall.Kill(pid, syscall.SIGUSR1)
 	time.Sleep(2 * time.Second)
@@ -242,8 +241,8 @@ func treePSS(b *testing.B, pid int) int64 {
 		if err != nil {
 			continue
 		}
-		// The command name in brackets may contain spaces; the fields
-		// after its closing bracket are state and ppid.
+		// The command name in brackets may contain spaces, so the fields
+		// are counted from its closing bracket: state, then ppid.
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 		if len(fields) > 1 {
 			ppid, _ := strconv.Atoi(fields[1])

@@ -13,7 +13,7 @@ import (
 // options of RFC 5258, SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819).
 func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if len(patterns) == 0 {
-		// RFC 9051 section 6.3.9: an empty pattern asks for the delimiter.
+		// RFC 9051 section 6.3.9: an empty pattern requests the delimiter.
 		// imapserver drops empty patterns, so none are left.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: store.Delimiter})
 	}

@@ -163,7 +163,8 @@ func (lm *liveMailbox) resolve(st *imapserver.SessionTracker, numSet imap.NumSet
 	return slices.CompactFunc(out, func(a, b target) bool { return a.uid == b.uid })
 }
 
-// maxClientSeq returns the number of messages the session's client knows.
+// maxClientSeq returns the highest sequence number that the session has
+// announced to its client.
 func (lm *liveMailbox) maxClientSeq(st *imapserver.SessionTracker) uint32 {
 	for i := len(lm.uids); i > 0; i-- {
 		if seq := st.EncodeSeqNum(uint32(i)); seq != 0 {

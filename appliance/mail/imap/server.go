@@ -49,12 +49,16 @@ type Options struct {
 	LoginTimeout time.Duration
 }
 
-// The library fixes further limits in imapserver v2.0.0-beta.9: a command
-// line may have at most 50 KiB, a literal outside APPEND at most 4 KiB, an
-// unauthenticated client must send each command within 30 s, and an
-// authenticated one may stay silent for 35 min, above the 30 min of RFC 9051
-// section 5.4. The APPEND literal limit is the store's MaxMessageSize, sent
-// as APPENDLIMIT (RFC 7889).
+// imapserver v2.0.0-beta.9 fixes further limits. A command line may have at
+// most 50 KiB and a literal outside APPEND at most 4 KiB. An unauthenticated
+// client must send each command within 30 s, and an authenticated one may
+// stay silent for 35 min, above the 30 min of RFC 9051 section 5.4. The
+// APPEND literal limit is the store's MaxMessageSize, sent as APPENDLIMIT
+// (RFC 7889).
+//
+// NOTE: when a client sends a non-synchronizing literal (LITERAL+, RFC 7888)
+// larger than APPENDLIMIT, imapserver rejects the APPEND but does not skip
+// the literal, so its bytes are read as commands of the same session.
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {

@@ -100,7 +100,7 @@ func (sess *session) Login(username, password string) error {
 	return nil
 }
 
-// storeError turns a store error into the IMAP response a client sees. Only
+// storeError turns a store error into the IMAP response for the client. Only
 // the response code and a fixed text leave the server.
 func (s *Server) storeError(err error) error {
 	no := func(code imap.ResponseCode, text string) error {
@@ -256,6 +256,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 
 	st, err := sess.srv.opts.Store.MailboxStatus(sess.ctx(), m.ID)
 	if err != nil {
+		sess.Unselect()
 		return nil, sess.srv.storeError(err)
 	}
 	lm.mu.Lock()

@@ -25,7 +25,7 @@ func TestCrashDuringDeliveries(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	seen := map[string]bool{}
-	gone := map[string]bool{}
+	expunged := map[string]bool{}
 	var validity uint32
 
 	for round := range 3 {
@@ -37,8 +37,8 @@ func TestCrashDuringDeliveries(t *testing.T) {
 				acked[id] = true
 			case "seen":
 				seen[id] = true
-			case "gone":
-				gone[id] = true
+			case "expunged":
+				expunged[id] = true
 			}
 		}
 
@@ -52,14 +52,14 @@ func TestCrashDuringDeliveries(t *testing.T) {
 		} else if inbox.UIDValidity != validity {
 			t.Errorf("round %d: UIDVALIDITY = %d, want %d", round, inbox.UIDValidity, validity)
 		}
-		checkCrashRound(t, s, round, acked, seen, gone)
+		checkCrashRound(t, s, round, acked, seen, expunged)
 		assertNoOrphans(t, s)
 		s.Close()
 	}
-	t.Logf("%d messages acknowledged, %d flagged seen, %d expunged", len(acked), len(seen), len(gone))
+	t.Logf("%d messages acknowledged, %d flagged seen, %d expunged", len(acked), len(seen), len(expunged))
 }
 
-func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, gone map[string]bool) {
+func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, expunged map[string]bool) {
 	t.Helper()
 	count := map[string]int{}
 	flags := map[string][]string{}
@@ -75,13 +75,13 @@ func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, gone map[st
 	}
 	for id := range acked {
 		want := 1
-		if gone[id] {
+		if expunged[id] {
 			want = 0
 		}
 		if count[id] != want {
 			t.Errorf("round %d: acknowledged message %s is there %d times, want %d", round, id, count[id], want)
 		}
-		if seen[id] && !gone[id] && !strings.Contains(strings.Join(flags[id], " "), `\Seen`) {
+		if seen[id] && !expunged[id] && !strings.Contains(strings.Join(flags[id], " "), `\Seen`) {
 			t.Errorf("round %d: message %s lost its acknowledged \\Seen flag: %v", round, id, flags[id])
 		}
 	}
@@ -181,7 +181,7 @@ func TestCrashChild(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					say("gone %s", id)
+					say("expunged %s", id)
 				case i%5 == 1:
 					if _, err := s.StoreFlags(ctx, inbox.ID, []UIDRange{{uid, uid}}, FlagsAdd, []string{`\Seen`}, nil); err != nil {
 						t.Error(err)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// EventKind says what changed in a mailbox.
+// EventKind is the kind of change to a mailbox.
 type EventKind int
 
 const (

@@ -27,7 +27,7 @@ type UIDRange struct{ First, Last uint32 }
 // AllUIDs covers every message of a mailbox.
 var AllUIDs = []UIDRange{{1, 0xffffffff}}
 
-// FlagOp says how StoreFlags combines the given flags with a message's.
+// FlagOp selects how StoreFlags combines the given flags with a message's.
 type FlagOp int
 
 const (
@@ -494,9 +494,6 @@ func (s *Store) Copy(ctx context.Context, mailboxID int64, ranges []UIDRange, lo
 		m, err := lookupMailbox(ctx, tx, login, dest)
 		if err != nil {
 			return err
-		}
-		if m.ID == mailboxID {
-			return fmt.Errorf("%w: source and destination are the same", ErrInvalidName)
 		}
 		if err := s.checkQuota(ctx, tx, login, filesSize(links)); err != nil {
 			return err

@@ -79,7 +79,7 @@ type Store struct {
 	logger *slog.Logger
 
 	// mu serializes index changes together with the delivery of their
-	// events, so every listener sees the changes of a mailbox in commit
+	// events, so every listener receives the changes of a mailbox in commit
 	// order. Message files are written before mu is taken.
 	mu        sync.Mutex
 	listeners []func(Event)
