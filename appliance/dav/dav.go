@@ -81,6 +81,17 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	return &Handler{store: s, maxSize: opts.MaxObjectSize, log: opts.Logger}, nil
 }
 
+// DeleteUser removes the calendars and address books of the user with
+// the login name, with all their objects. The household's collections
+// stay. Call it when the user is deleted from the accounts store.
+func (h *Handler) DeleteUser(ctx context.Context, login string) error {
+	if err := h.store.deleteUser(ctx, login); err != nil {
+		return fmt.Errorf("deleting calendars and address books of %q: %w", login, err)
+	}
+	h.log.Info("dav user data deleted", "user", login)
+	return nil
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 6764 section 5: the well-known URIs redirect to the context path,

@@ -25,6 +25,7 @@ type testServer struct {
 	URL       string
 	passwords map[string]string // login name to app password
 	db        *sql.DB
+	handler   *Handler
 }
 
 func newTestServer(t testing.TB, logins ...string) *testServer {
@@ -69,6 +70,7 @@ func newTestServer(t testing.TB, logins ...string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.handler = h
 	auth := webui.BasicAuth(webui.BasicAuthOptions{Accounts: store, Scope: accounts.ScopeDAV, Protocol: "dav", Logger: logger}, h)
 	// No ServeMux in front, so that paths with ".." reach the handler
 	// uncleaned, as they would behind a proxy.

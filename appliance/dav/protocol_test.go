@@ -1,6 +1,7 @@
 package dav
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -275,4 +276,17 @@ func TestQueriesAndMultiget(t *testing.T) {
 	if !strings.Contains(r.body, "SUMMARY:Steuer&#xD;&#xA;") {
 		t.Errorf("calendar-multiget = %s, want t1's data with CRLF kept", r.body)
 	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	ts := newTestServer(t, "anna")
+	event := fmt.Sprintf(testEvent, "e1", "20260301T100000Z", "20260301T110000Z", "Weg")
+	wantStatus(t, "PUT own event", ts.do(t, "anna", "PUT", "/dav/calendars/anna/calendar/e1.ics", event), http.StatusCreated)
+	wantStatus(t, "PUT household event", ts.do(t, "anna", "PUT", "/dav/calendars/anna/household/e1.ics", event), http.StatusCreated)
+
+	if err := ts.handler.DeleteUser(context.Background(), "anna"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "GET own event after DeleteUser", ts.do(t, "anna", "GET", "/dav/calendars/anna/calendar/e1.ics", ""), http.StatusNotFound)
+	wantStatus(t, "GET household event after DeleteUser", ts.do(t, "anna", "GET", "/dav/calendars/anna/household/e1.ics", ""), http.StatusOK)
 }

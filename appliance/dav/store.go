@@ -370,6 +370,29 @@ func writeProps(ctx context.Context, tx *sql.Tx, id int64, set map[xml.Name]stri
 	return nil
 }
 
+// deleteUser removes login's collections and the record that their
+// defaults were made, so that a new user of the same name starts afresh.
+func (s *store) deleteUser(ctx context.Context, login string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM dav_collections WHERE owner = ?`, login); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM dav_homes WHERE login = ?`, login); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.homes, login)
+	s.mu.Unlock()
+	return nil
+}
+
 // deleteCollection removes a collection with its objects and change log.
 func (s *store) deleteCollection(ctx context.Context, id int64) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM dav_collections WHERE id = ?`, id)
