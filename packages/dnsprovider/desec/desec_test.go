@@ -187,3 +187,14 @@ func TestInvalidRecordChangesNothing(t *testing.T) {
 		t.Errorf("got %d PATCH requests, want none", n)
 	}
 }
+
+// FuzzNextPage checks that no Link header from the API panics the parser.
+func FuzzNextPage(f *testing.F) {
+	f.Add(`<https://desec.io/api/v1/domains/x/rrsets/?cursor=>; rel="first", <https://desec.io/api/v1/domains/x/rrsets/?cursor=abc>; rel="next"`)
+	f.Add(`<>; rel="next"`)
+	f.Add(`;;,,<%zz>; rel="next"`)
+	f.Fuzz(func(t *testing.T, link string) {
+		p := &Provider{}
+		p.nextPage(link)
+	})
+}

@@ -275,3 +275,18 @@ func TestSetRecordsOtherTypes(t *testing.T) {
 		t.Errorf("got %d requests for rejected records, want 0", len(f.queries))
 	}
 }
+
+// FuzzParse checks that no response body from a provider panics the
+// parser, and that only good and nochg count as success.
+func FuzzParse(f *testing.F) {
+	for _, body := range []string{"good 192.0.2.1\n", "nochg", "badauth\n", "911", "", "good\r\nbadauth\n", "\x00"} {
+		f.Add(body, 200)
+	}
+	f.Fuzz(func(t *testing.T, body string, status int) {
+		p := &Provider{Endpoint: DeSECEndpoint}
+		res, err := p.parse("h.example", &http.Response{StatusCode: status, Header: http.Header{}}, body)
+		if err == nil && res.Code != "good" && res.Code != "nochg" {
+			t.Errorf("parse(%q) succeeded with code %q", body, res.Code)
+		}
+	})
+}

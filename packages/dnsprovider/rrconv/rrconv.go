@@ -83,13 +83,13 @@ func ToRR(zone string, rec libdns.Record) (dns.RR, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Data == "" {
-		return nil, fmt.Errorf("%s record %s has no data", r.Type, owner)
-	}
-
 	hdr := dns.RR_Header{Name: owner, Rrtype: t, Class: dns.ClassINET, Ttl: TTL(r.TTL)}
 	if t == dns.TypeTXT {
+		// An empty text is a TXT record with one empty string.
 		return &dns.TXT{Hdr: hdr, Txt: SplitTXT(r.Data)}, nil
+	}
+	if r.Data == "" {
+		return nil, fmt.Errorf("%s record %s has no data", r.Type, owner)
 	}
 
 	line := fmt.Sprintf("%s %d IN %s %s", owner, hdr.Ttl, dns.TypeToString[t], r.Data)
@@ -154,6 +154,11 @@ func ParsePresentation(zone, name, typ string, ttl time.Duration, data string) (
 	t, err := Type(typ)
 	if err != nil {
 		return nil, err
+	}
+	// The zone parser accepts empty RDATA for many types, as in a dynamic
+	// update that deletes an RRset, but no stored record lacks data.
+	if strings.TrimSpace(data) == "" && t != dns.TypeTXT {
+		return nil, fmt.Errorf("%s record %s has no data", typ, owner)
 	}
 
 	line := fmt.Sprintf("%s %d IN %s %s", owner, TTL(ttl), dns.TypeToString[t], data)
