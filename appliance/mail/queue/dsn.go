@@ -142,8 +142,8 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// originalHeader returns the header of msg without the DKIM signatures
-// the queue added, and its decoded subject.
+// originalHeader returns the header of msg, as queued with its DKIM
+// signatures, and its decoded subject.
 func originalHeader(msg []byte) (header []byte, subject string) {
 	end := bytes.Index(msg, []byte("\r\n\r\n"))
 	if end < 0 {

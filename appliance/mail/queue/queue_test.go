@@ -1,0 +1,181 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heimwolke/heimwolke/packages/control"
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
+)
+
+func openTestQueue(t *testing.T, dir string, mod func(*Options)) *Queue {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "heimwolke.db"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	opts := Options{Dir: filepath.Join(dir, "queue"), DB: db, Hostname: "box.example.org"}
+	if mod != nil {
+		mod(&opts)
+	}
+	q, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestEnqueueSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	q := openTestQueue(t, dir, nil)
+	msg := []byte("From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+	id, err := q.Enqueue(context.Background(), Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test", "X@r.test", "y@r.test"}}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A file that a crash left between rename and index commit.
+	orphan := filepath.Join(dir, "queue", "messages", "123.eml")
+	if err := os.WriteFile(orphan, []byte("never acknowledged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	q = openTestQueue(t, dir, nil)
+	entries, err := q.Entries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("got %d entries, want 2 (x@ once, y@)", len(entries))
+	}
+	got, err := q.Message(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(msg) {
+		t.Errorf("stored message = %q, want %q", got, msg)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphan file still exists after reopening: %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	err := Options{Smarthost: &control.SmarthostSettings{Host: "relay.test", Port: 0, TLS: "none"}}.validate()
+	if err == nil {
+		t.Fatal("validate accepted empty options")
+	}
+	for _, want := range []string{"missing Dir", "missing DB", "missing Hostname", "port 0", `TLS mode "none"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestReplyResult(t *testing.T) {
+	tests := []struct {
+		err           error
+		wantPermanent bool
+		wantStatus    string
+	}{
+		{&textproto.Error{Code: 550, Msg: "5.1.1 <x@r.test>: User unknown"}, true, "5.1.1"},
+		{&textproto.Error{Code: 451, Msg: "4.3.0 try later"}, false, "4.3.0"},
+		{&textproto.Error{Code: 554, Msg: "no enhanced code"}, true, "5.0.0"},
+		{errors.New("connection refused"), false, ""},
+	}
+	for _, tc := range tests {
+		res := replyResult("mx:25", tc.err)
+		if res.permanent != tc.wantPermanent || res.status != tc.wantStatus {
+			t.Errorf("replyResult(%v) = permanent %v status %q, want %v %q", tc.err, res.permanent, res.status, tc.wantPermanent, tc.wantStatus)
+		}
+	}
+}
+
+func TestPolicyMatches(t *testing.T) {
+	p := &stsPolicy{mode: "enforce", mx: []string{"mail.example.org", "*.example.net"}}
+	tests := map[string]bool{
+		"mail.example.org":      true,
+		"MAIL.example.org.":     true,
+		"mx1.example.net":       true,
+		"a.mx1.example.net":     false, // the wildcard covers one label
+		"example.net":           false,
+		"mail.example.org.evil": false,
+	}
+	for host, want := range tests {
+		if got := p.matches(host); got != want {
+			t.Errorf("matches(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	p, err := parsePolicy("version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmx: *.example.net\r\nmax_age: 86400\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.mode != "enforce" || len(p.mx) != 2 || p.maxAge != 24*time.Hour {
+		t.Errorf("policy = %+v, want enforce, 2 mx, 24h", p)
+	}
+	for _, bad := range []string{
+		"mode: enforce\nmx: a\nmax_age: 1\n",
+		"version: STSv1\nmode: always\nmx: a\nmax_age: 1\n",
+		"version: STSv1\nmode: enforce\nmax_age: 1\n",
+		"version: STSv1\nmode: enforce\nmx: a\nmax_age: 99999999999\n",
+	} {
+		if _, err := parsePolicy(bad); err == nil {
+			t.Errorf("parsePolicy(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add("version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 86400\r\n")
+	f.Add("version: STSv1\nmode: none\nmax_age: 0\n")
+	f.Add("mx:\n:\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		p, err := parsePolicy(text)
+		if err != nil {
+			return
+		}
+		if p.mode != "enforce" && p.mode != "testing" && p.mode != "none" {
+			t.Errorf("parsePolicy accepted mode %q", p.mode)
+		}
+		p.matches("mail.example.org")
+	})
+}
+
+func TestBuildDSNEnglish(t *testing.T) {
+	q := openTestQueue(t, t.TempDir(), nil)
+	m := &queuedMessage{
+		login: "ben", from: "ben@example.org", created: time.Unix(1700000000, 0),
+		data: []byte("DKIM-Signature: x\r\nFrom: ben@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nsecret body\r\n"),
+	}
+	dsn, err := q.buildDSN("en", m, []failure{{rcpt: "x@r.test", status: "4.4.7", detail: "connection refused"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(dsn)
+	for _, want := range []string{
+		"Reporting-MTA: dns; box.example.org",
+		"Final-Recipient: rfc822; x@r.test",
+		"Status: 4.4.7",
+		"could not be reached for 5 days",
+		"report-type=delivery-status",
+		"Auto-Submitted: auto-replied",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "secret body") {
+		t.Errorf("DSN contains the original body, want only its header:\n%s", s)
+	}
+}
