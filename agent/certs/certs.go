@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"golang.org/x/net/idna"
 
 	"github.com/heimwolke/heimwolke/agent/certs/localca"
 	"github.com/heimwolke/heimwolke/packages/tlsstore"
@@ -172,7 +173,8 @@ func (c *Config) setDefaults() {
 	c.LocalNames = normalizeNames(c.LocalNames)
 }
 
-// validate reports every problem of the configuration at once.
+// validate reports every problem of the configuration at once. It also
+// converts Names to A-labels.
 func (c *Config) validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -181,7 +183,12 @@ func (c *Config) validate() error {
 	if len(c.Names) == 0 && c.LocalCA == nil {
 		errs = append(errs, errors.New("neither Names nor LocalCA is set; give the domain's names, or a local CA for LAN-only mode"))
 	}
-	for _, name := range c.Names {
+	for i, name := range c.Names {
+		ascii, err := toASCII(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Names[i] = ascii
 		if strings.HasPrefix(name, "*.") && c.DNSProvider == nil {
 			errs = append(errs, fmt.Errorf("name %q is a wildcard, which needs DNS-01: set DNSProvider", name))
 		}
@@ -201,6 +208,21 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("RetryMin %v is longer than RetryMax %v", c.RetryMin, c.RetryMax))
 	}
 	return errors.Join(errs...)
+}
+
+// toASCII converts an internationalized name to the A-labels that
+// certificates contain (RFC 5280 section 7.2), so that a configured name
+// compares equal to the name in the issued certificate.
+func toASCII(name string) (string, error) {
+	base, wildcard := strings.CutPrefix(name, "*.")
+	ascii, err := idna.Lookup.ToASCII(base)
+	if err != nil {
+		return name, fmt.Errorf("name %q is not a valid DNS name: %w", name, err)
+	}
+	if wildcard {
+		ascii = "*." + ascii
+	}
+	return ascii, nil
 }
 
 func normalizeNames(names []string) []string {
