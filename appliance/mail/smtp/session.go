@@ -70,6 +70,8 @@ func (s *sessionBase) tls() bool {
 
 // readMessage reads the message data, which go-smtp has already limited to
 // MaxMessageBytes.
+// NOTE: the message is held in memory for the checks and the delivery, so
+// the peak memory is MaxMessageBytes times the connections in DATA at once.
 func readMessage(r io.Reader) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(r); err != nil {

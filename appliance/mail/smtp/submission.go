@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/mail"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -48,6 +49,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 func (s *submissionSession) authenticate(username, password string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	username = s.loginName(ctx, username)
 	u, err := s.server.opts.Passwords.CheckAppPassword(ctx, username, password, s.remote, "smtp", accounts.ScopeMail)
 	var throttled *accounts.ThrottledError
 	switch {
@@ -62,6 +64,23 @@ func (s *submissionSession) authenticate(username, password string) error {
 	s.login = u.Name
 	s.log.Info("login", "user", u.Name, "remote", s.remote)
 	return nil
+}
+
+// loginName maps a mail address that a client sends as its user name, as
+// many clients do by default, to the login name of the user who owns it.
+// Any other name is returned as it is.
+func (s *submissionSession) loginName(ctx context.Context, username string) string {
+	if !strings.Contains(username, "@") {
+		return username
+	}
+	login, err := s.server.opts.Directory.Lookup(ctx, username)
+	if err != nil {
+		return username
+	}
+	if owned, err := s.server.opts.Directory.Owns(ctx, login, username); err != nil || !owned {
+		return username
+	}
+	return login
 }
 
 func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {

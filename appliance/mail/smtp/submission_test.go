@@ -22,7 +22,8 @@ func (e *testEnv) swaksSubmit(t *testing.T, addr, tlsFlag, user, password, from,
 
 func TestSubmissionSTARTTLSQueuesRemote(t *testing.T) {
 	e := newTestEnv(t, envOptions{})
-	out, code := e.swaksSubmit(t, e.submission, "-tls", "anna", e.secret, "anna@example.test", "friend@remote.test")
+	// The user name is the mail address, as many clients send it.
+	out, code := e.swaksSubmit(t, e.submission, "-tls", "anna@example.test", e.secret, "anna@example.test", "friend@remote.test")
 	if code != 0 {
 		t.Fatalf("swaks exit code %d, want 0:\n%s", code, out)
 	}
