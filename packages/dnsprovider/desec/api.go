@@ -19,7 +19,8 @@ import (
 const (
 	// DefaultEndpoint is the base URL of deSEC's REST API.
 	DefaultEndpoint = "https://desec.io/api/v1"
-	// RequestTimeout limits one HTTP request when Provider.Client is nil.
+	// RequestTimeout limits one HTTP request, including reading the
+	// response.
 	RequestTimeout = 30 * time.Second
 
 	// maxRetryAfter is the longest Retry-After that a request waits for
@@ -170,13 +171,15 @@ func (p *Provider) do(ctx context.Context, method, path string, body []byte, out
 	}
 	client := p.Client
 	if client == nil {
-		client = &http.Client{Timeout: RequestTimeout}
+		client = http.DefaultClient
 	}
 	request := method + " " + strings.SplitN(path, "?", 2)[0]
 
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, p.endpoint()+path, bytes.NewReader(body))
+		reqCtx, cancel := context.WithTimeout(ctx, RequestTimeout)
+		req, err := http.NewRequestWithContext(reqCtx, method, p.endpoint()+path, bytes.NewReader(body))
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("desec: building %s: %w", request, err)
 		}
 		req.Header.Set("Authorization", "Token "+p.Token)
@@ -187,6 +190,7 @@ func (p *Provider) do(ctx context.Context, method, path string, body []byte, out
 		}
 
 		header, err := p.roundTrip(client, req, request, out)
+		cancel()
 		var apiErr *APIError
 		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests ||
 			attempt == throttleRetries || apiErr.RetryAfter > maxRetryAfter {

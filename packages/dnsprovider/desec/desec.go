@@ -30,7 +30,8 @@ type Provider struct {
 	Token string
 	// Endpoint is the API's base URL. Empty means DefaultEndpoint.
 	Endpoint string
-	// Client sends the requests. Nil means a client with RequestTimeout.
+	// Client sends the requests. Nil means http.DefaultClient. Each
+	// request is limited to RequestTimeout either way.
 	Client *http.Client
 
 	// mu serializes the read-modify-write of changes by this Provider.

@@ -92,6 +92,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[0] == "zones" && parts[1] == "actions":
 		f.getAction(w, parts[2])
+	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "zones":
+		f.listZones(w, r)
 	case len(parts) < 2 || parts[0] != "zones":
 		f.error(w, http.StatusNotFound, "not_found", "not found")
 	case parts[1] != f.zoneName && parts[1] != strconv.FormatInt(f.zoneID, 10):
@@ -109,6 +111,27 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.error(w, http.StatusNotFound, "not_found", "no such endpoint")
 	}
+}
+
+// listZones serves one page for each zone: the fake's own zone and
+// "other.test", filtered by the name query parameter.
+func (f *fakeAPI) listZones(w http.ResponseWriter, r *http.Request) {
+	zones := []map[string]any{f.zone(), {"id": 4712, "name": "other.test", "ttl": 3600, "mode": "primary"}}
+	q := r.URL.Query()
+	if name := q.Get("name"); name != "" {
+		zones = slices.DeleteFunc(zones, func(z map[string]any) bool { return z["name"] != name })
+	}
+	page, _ := strconv.Atoi(q.Get("page"))
+	page = max(page, 1)
+	pagination := map[string]any{"page": page, "per_page": 1, "last_page": len(zones), "total_entries": len(zones), "previous_page": nil, "next_page": nil}
+	if page < len(zones) {
+		pagination["next_page"] = page + 1
+	}
+	var list []map[string]any
+	if page <= len(zones) {
+		list = zones[page-1 : page]
+	}
+	f.writeJSON(w, http.StatusOK, map[string]any{"zones": list, "meta": map[string]any{"pagination": pagination}})
 }
 
 func (f *fakeAPI) zone() map[string]any {

@@ -38,7 +38,25 @@ var (
 	_ libdns.RecordAppender = (*Provider)(nil)
 	_ libdns.RecordSetter   = (*Provider)(nil)
 	_ libdns.RecordDeleter  = (*Provider)(nil)
+	_ libdns.ZoneLister     = (*Provider)(nil)
 )
+
+// ListZones returns the zones of the token's project.
+func (p *Provider) ListZones(ctx context.Context) ([]libdns.Zone, error) {
+	api, err := p.client()
+	if err != nil {
+		return nil, err
+	}
+	zones, err := api.Zone.All(ctx)
+	if err != nil {
+		return nil, p.wrap(err, "listing the zones")
+	}
+	list := make([]libdns.Zone, len(zones))
+	for i, z := range zones {
+		list[i] = libdns.Zone{Name: dns.Fqdn(z.Name)}
+	}
+	return list, nil
+}
 
 // rrsetKey is an RRset's name relative to the zone ("@" for the apex) and
 // its type, as the API's paths contain them.

@@ -244,3 +244,18 @@ func TestActionTimeout(t *testing.T) {
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.Context(), d)
 }
+
+func TestListZones(t *testing.T) {
+	f, p := start(t)
+	zones, err := p.ListZones(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []libdns.Zone{{Name: "example.test."}, {Name: "other.test."}}
+	if !slices.Equal(zones, want) {
+		t.Errorf("ListZones returned %v, want %v", zones, want)
+	}
+	if n := f.count("GET /zones?page=2"); n != 1 {
+		t.Errorf("got %d requests for page 2 of the zones, want 1", n)
+	}
+}
