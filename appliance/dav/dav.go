@@ -7,7 +7,7 @@
 // (caldav.ValidateCalendarObject), and it parses with go-ical and
 // go-vcard. The library's Handler types are not used: they re-encode
 // objects on GET, expect the principal and home set at fixed path depths,
-// and answer PROPPATCH, MKCALENDAR and sync-collection with errors. Its
+// and reject PROPPATCH, MKCALENDAR and sync-collection. Its
 // filter matching ignores recurrence overrides and collations. So this
 // package has its own handler, time-range evaluation and vCard matching.
 // It does not serve WebDAV file storage, scheduling (RFC 6638) or LOCK.
@@ -162,9 +162,10 @@ func (q *request) serve() {
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			q.h.internalError(q.w, q.r, "serving "+q.r.Method, err)
+			q.h.internalError(q.w, q.r, "dav request failed", err)
 			return
 		}
+		q.h.log.Debug("dav request rejected", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "status", he.code, "reason", he.msg)
 		writeError(q.w, err)
 	}
 }
@@ -181,8 +182,10 @@ func (q *request) serveOptions() {
 	q.w.WriteHeader(http.StatusOK)
 }
 
-func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.log.Error(what, "method", r.Method, "path", r.URL.Path, "err", err)
+// internalError logs err with the event name msg and sends a 500 without
+// details.
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, msg string, err error) {
+	h.log.Error(msg, "method", r.Method, "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 

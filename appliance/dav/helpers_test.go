@@ -118,10 +118,10 @@ func (ts *testServer) do(t testing.TB, login, method, path, body string, header 
 }
 
 // wantStatus fails the test unless r has the status want.
-func wantStatus(t testing.TB, what string, r response, want int) {
+func wantStatus(t testing.TB, step string, r response, want int) {
 	t.Helper()
 	if r.status != want {
-		t.Fatalf("%s: got status %d, want %d; body: %s", what, r.status, want, r.body)
+		t.Fatalf("%s: got status %d, want %d; body: %s", step, r.status, want, r.body)
 	}
 }
 

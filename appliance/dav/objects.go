@@ -137,8 +137,8 @@ func (q *request) checkMediaType() error {
 }
 
 // readObjectBody reads the body up to the configured maximum, or returns
-// 413 with the limit in plain text, which tells the user more than the
-// max-resource-size precondition of RFC 4791 section 5.3.2.1.
+// 413 with the limit in plain text. The text is more use to a user than
+// the bare max-resource-size precondition of RFC 4791 section 5.3.2.1.
 func (q *request) readObjectBody() ([]byte, error) {
 	tooLarge := func(size string) error {
 		return httpErrorf(http.StatusRequestEntityTooLarge, "%s%s is larger than the limit of %d bytes", q.target.kind.memberName(), size, q.h.maxSize)

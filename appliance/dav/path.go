@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// kind tells calendars from address books.
+// kind is the type of a collection: calendar or address book.
 type kind int
 
 const (

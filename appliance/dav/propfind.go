@@ -45,11 +45,12 @@ var protectedProps = map[xml.Name]bool{
 	propAddressData: true, propGetCTag: true,
 }
 
-// propRequest is what a PROPFIND or REPORT asks for: named properties, or
-// all of them.
+// propRequest is the property selection of a PROPFIND or REPORT: named
+// properties, or all of them.
 type propRequest struct {
-	all   bool
-	names []xml.Name
+	all       bool
+	namesOnly bool // DAV:propname: names without values
+	names     []xml.Name
 }
 
 func (p propRequest) wants(name xml.Name) bool {
@@ -74,6 +75,9 @@ func (m *multistatus) add(r resourceProps, req propRequest) {
 	var missing []xml.Name
 	if req.all {
 		for n, v := range r.values {
+			if req.namesOnly {
+				v = ""
+			}
 			if n != propCalendarData && n != propAddressData {
 				found = append(found, prop{n, v})
 			}
@@ -109,7 +113,7 @@ func (q *request) propfind() error {
 	if err != nil {
 		return err
 	}
-	req := propRequest{all: !present || body.AllProp != nil || body.PropName != nil}
+	req := propRequest{all: !present || body.AllProp != nil || body.PropName != nil, namesOnly: present && body.PropName != nil}
 	if present && body.Prop != nil {
 		req.names = body.Prop.names()
 	}
@@ -173,6 +177,10 @@ func (q *request) homeResources(children bool) ([]resourceProps, error) {
 	home := q.commonProps(href(q.target.kind.homeSegment(), q.login, ""), "<D:collection/>")
 	home.values[propOwner] = hrefXML(q.principalHref())
 	home.values[propPrivileges] = privilegesXML
+	// iOS profiles name the home as the principal URL, so the home
+	// has the discovery properties of the principal as well.
+	home.values[propCalendarHomeSet] = hrefXML(href(kindCalendar.homeSegment(), q.login, ""))
+	home.values[propAddressbookHomeSet] = hrefXML(href(kindAddressBook.homeSegment(), q.login, ""))
 	resources := []resourceProps{home}
 	if !children {
 		return resources, nil

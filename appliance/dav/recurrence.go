@@ -215,8 +215,8 @@ func newComponentGroup(cal *ical.Calendar, tz *timeZones, name string) (*compone
 }
 
 // each calls fn for every override, then for every occurrence of the
-// master in start order, until fn returns false. ordered tells the
-// master's occurrences from the overrides. Expansion stops after
+// master in start order, until fn returns false. ordered is true for the
+// master's occurrences and false for overrides. Expansion stops after
 // maxInstances occurrences. An undated VTODO is reported with dated false.
 func (g *componentGroup) each(fn func(s span, dated, ordered bool) bool) error {
 	for _, o := range g.overrides {
@@ -346,9 +346,9 @@ func (g *componentGroup) matchesWindow(w timeWindow) (bool, error) {
 }
 
 // objectRange returns the earliest start and latest end of all
-// occurrences of the components in cal as Unix seconds, nil for an
-// unbounded side: an undated VTODO, or a rule without COUNT or UNTIL, or
-// one with more than maxInstances occurrences.
+// occurrences of the components in cal as Unix seconds. A side is nil when
+// it is unbounded: for an undated VTODO, a rule without COUNT or UNTIL, or
+// a rule with more than maxInstances occurrences.
 func objectRange(cal *ical.Calendar) (start, end *int64, err error) {
 	tz := newTimeZones(cal)
 	var lo, hi time.Time

@@ -18,12 +18,12 @@ import (
 )
 
 // migrations of the "dav" component. Every change to a collection's
-// members bumps dav_collections.seq and records the member's name with the
-// new seq in dav_changes, one row per name, so a sync token is a seq and
-// the changes since it are the rows with a larger seq; deleted members stay
-// there as tombstones. range_start and range_end bound an object's
-// occurrences in Unix seconds (NULL: unbounded) for a fast first pass of
-// time-range queries.
+// members increments dav_collections.seq and records the member's name
+// with the new seq in dav_changes, one row per name. So a sync token is a
+// seq, and the changes since it are the rows with a larger seq. Deleted
+// members stay there as tombstones. range_start and range_end bound an
+// object's occurrences in Unix seconds (NULL: unbounded) for a fast first
+// pass of time-range queries.
 var migrations = []string{`
 CREATE TABLE dav_homes (
 	login TEXT PRIMARY KEY
@@ -469,7 +469,7 @@ func (s *store) objects(ctx context.Context, id int64, withData bool, window *ti
 	return objs, rows.Err()
 }
 
-// newObject is what PUT stores.
+// newObject is a checked PUT body with the values the store indexes.
 type newObject struct {
 	name       string
 	uid        string // empty for a vCard without UID

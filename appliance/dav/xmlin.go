@@ -105,8 +105,8 @@ type mkcolBody struct {
 	Set     []setRemove `xml:"DAV: set"`
 }
 
-// reportBody holds the elements of every REPORT that this package
-// serves; XMLName tells them apart.
+// reportBody is the union of the REPORT bodies that this package serves,
+// and XMLName is the report's name.
 type reportBody struct {
 	XMLName     xml.Name
 	AllProp     *struct{}      `xml:"DAV: allprop"`
