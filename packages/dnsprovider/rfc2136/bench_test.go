@@ -73,3 +73,50 @@ func runNsupdate(b *testing.B, nsupdate string, s *dnstest.Server, prefix string
 		b.Fatalf("nsupdate: %v\n%s", err, out)
 	}
 }
+
+// transferRecords is the number of TXT records in the zone of
+// BenchmarkTransfer.
+const transferRecords = 2000
+
+// BenchmarkTransfer compares GetRecords, a signed zone transfer (AXFR) with
+// conversion to libdns records, with BIND's dig transferring the same zone
+// with the same key and printing it.
+func BenchmarkTransfer(b *testing.B) {
+	dig := testpeer.Require(b, "dig", "bind9-dnsutils")
+	var records strings.Builder
+	for i := range transferRecords {
+		fmt.Fprintf(&records, "r%d IN TXT \"record %d\"\n", i, i)
+	}
+	s := dnstest.StartBIND(b, zone, records.String())
+	p := provider(s)
+	host, port, _ := net.SplitHostPort(s.Addr)
+
+	var ours, theirs time.Duration
+	for i := 0; i < b.N; i++ {
+		began := time.Now()
+		recs, err := p.GetRecords(b.Context(), zone)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours += time.Since(began)
+		if len(recs) < transferRecords {
+			b.Fatalf("GetRecords returned %d records, want at least %d", len(recs), transferRecords)
+		}
+
+		began = time.Now()
+		out, err := exec.Command(dig, "-p", port, "@"+host, "-y", s.Algorithm+":"+s.KeyName+":"+s.Secret, s.Zone, "AXFR").Output()
+		if err != nil {
+			b.Fatalf("dig: %v", err)
+		}
+		theirs += time.Since(began)
+		if n := strings.Count(string(out), "\tTXT\t"); n != transferRecords {
+			b.Fatalf("dig printed %d TXT records, want %d", n, transferRecords)
+		}
+	}
+
+	perOurs := float64(ours.Microseconds()) / float64(b.N) / 1000
+	perTheirs := float64(theirs.Microseconds()) / float64(b.N) / 1000
+	b.ReportMetric(perOurs, "heimwolke-ms/transfer")
+	b.ReportMetric(perTheirs, "dig-ms/transfer")
+	b.ReportMetric(perOurs/perTheirs, "ratio")
+}
