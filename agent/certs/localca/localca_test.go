@@ -152,6 +152,111 @@ func TestLeafAcceptedByCurlAndGo(t *testing.T) {
 // a stolen root key must not be usable for other sites.
 func TestConstraintsEnforcedByCurlAndGo(t *testing.T) {
 	ca := openCA(t, t.TempDir())
+	chainPEM, keyPEM := signOutside(t, ca, "bank.example")
+	port := serveLeaf(t, chainPEM, keyPEM)
+
+	out, err := curl(t, writeRoot(t, ca), "bank.example", port)
+	if err == nil {
+		t.Errorf("curl https://bank.example succeeded with %q, want a verification failure", out)
+	} else if !strings.Contains(out, "permitted subtree violation") {
+		t.Errorf("curl https://bank.example failed with %q, want OpenSSL's name constraint error \"permitted subtree violation\"", out)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Root())
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{ServerName: "bank.example", RootCAs: pool})
+	if err == nil {
+		conn.Close()
+		t.Error("tls.Dial bank.example succeeded, want a name constraint error")
+	}
+}
+
+// chromiumFetch loads url in headless Chromium, which trusts only rootFile
+// beyond its built-in roots (through an NSS database in a new home folder),
+// and returns the page's DOM.
+func chromiumFetch(t *testing.T, rootFile, url string) string {
+	t.Helper()
+	chromium := testpeer.Require(t, "chromium", "chromium")
+	certutil := testpeer.Require(t, "certutil", "libnss3-tools")
+	home := t.TempDir()
+	nssdb := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-d", nssdb, "-N", "--empty-password"},
+		{"-d", nssdb, "-A", "-t", "C,,", "-n", "heimwolke-test-root", "-i", rootFile},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(home, "profile"),
+		"--host-resolver-rules=MAP * 127.0.0.1",
+		"--dump-dom", url)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("chromium did not finish loading %s within 60s", url)
+	}
+	return stdout.String()
+}
+
+// TestChromiumAcceptsLeafRejectsOutside checks Chromium's verifier: it
+// accepts a leaf for heimwolke.local and rejects a leaf for a public name
+// signed with the same root, which the name constraints forbid.
+func TestChromiumAcceptsLeafRejectsOutside(t *testing.T) {
+	ca := openCA(t, t.TempDir())
+	rootFile := writeRoot(t, ca)
+
+	chainPEM, keyPEM, err := ca.Issue([]string{"heimwolke.local"}, nil, 14*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := serveLeaf(t, chainPEM, keyPEM)
+	if dom := chromiumFetch(t, rootFile, "https://heimwolke.local:"+port+"/"); !strings.Contains(dom, "hello from the box") {
+		t.Errorf("chromium https://heimwolke.local: DOM %q, want the page", dom)
+	}
+
+	outsideChain, outsideKey := signOutside(t, ca, "bank.example")
+	port = serveLeaf(t, outsideChain, outsideKey)
+	if dom := chromiumFetch(t, rootFile, "https://bank.example:"+port+"/"); strings.Contains(dom, "hello from the box") {
+		t.Error("chromium showed the page for bank.example, want a certificate error")
+	}
+
+	// Control: a root whose constraints permit bank.example gets the page,
+	// so the rejection above comes from the constraints.
+	permissive, err := Open(t.TempDir(), "box", []string{"bank.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainPEM, keyPEM, err = permissive.Issue([]string{"bank.example"}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = serveLeaf(t, chainPEM, keyPEM)
+	if dom := chromiumFetch(t, writeRoot(t, permissive), "https://bank.example:"+port+"/"); !strings.Contains(dom, "hello from the box") {
+		t.Errorf("chromium https://bank.example under a root that permits it: DOM %q, want the page", dom)
+	}
+}
+
+// signOutside signs a leaf for name with the root key, bypassing Issue's
+// check of the name constraints.
+func signOutside(t *testing.T, ca *CA, name string) (chainPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -162,29 +267,16 @@ func TestConstraintsEnforcedByCurlAndGo(t *testing.T) {
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"bank.example"},
+		DNSNames:     []string{name},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	port := serveLeaf(t,
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-
-	out, err := curl(t, writeRoot(t, ca), "bank.example", port)
-	if err == nil {
-		t.Errorf("curl https://bank.example succeeded with %q, want a verification failure", out)
-	} else if !strings.Contains(strings.ToLower(out), "certificate") {
-		t.Logf("curl output: %s", out)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Root())
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{ServerName: "bank.example", RootCAs: pool})
-	if err == nil {
-		conn.Close()
-		t.Error("tls.Dial bank.example succeeded, want a name constraint error")
-	}
+	chainPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return append(chainPEM, ca.RootPEM()...), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
