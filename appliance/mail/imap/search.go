@@ -7,6 +7,7 @@ import (
 	netmail "net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -122,7 +123,6 @@ type candidate struct {
 
 	parsed      bool
 	parsedField textproto.Header
-	lowerHeader []byte
 }
 
 func (c *candidate) fields() textproto.Header {
@@ -262,15 +262,10 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 // message with the field (RFC 9051 section 6.4.4, HEADER).
 func matchHeaderField(m *candidate, key, value string) bool {
 	needle := strings.ToLower(value)
-	if needle != "" {
-		// Most headers lack the needle entirely; skip the parsing then,
-		// unless encoded words could hide it.
-		if m.lowerHeader == nil {
-			m.lowerHeader = bytes.ToLower(m.header)
-		}
-		if !bytes.Contains(m.lowerHeader, []byte(needle)) && !bytes.Contains(m.header, []byte("=?")) {
-			return false
-		}
+	if needle != "" && !containsFold(m.header, needle) && !bytes.Contains(m.header, []byte("=?")) {
+		// Most headers lack the needle entirely, so the parsing is
+		// skipped unless encoded words could hide it.
+		return false
 	}
 	fields := m.fields()
 	for _, raw := range fields.Values(key) {
@@ -288,9 +283,47 @@ func matchHeaderField(m *candidate, key, value string) bool {
 	return false
 }
 
-// containsFold reports whether s occurs in b, ignoring case.
+// containsFold reports whether s occurs in b, ignoring case. An ASCII s is
+// searched without copying b, since this runs for every message of a
+// mailbox.
 // NOTE: BODY and TEXT compare against the raw message without decoding
 // quoted-printable, base64 or charsets, so encoded text is not found.
 func containsFold(b []byte, s string) bool {
-	return bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s)))
+	s = strings.ToLower(s)
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return bytes.Contains(bytes.ToLower(b), []byte(s))
+		}
+	}
+	first, firstUpper := s[0], s[0]
+	if 'a' <= first && first <= 'z' {
+		firstUpper = first - 'a' + 'A'
+	}
+	for i := 0; i+len(s) <= len(b); i++ {
+		if c := b[i]; c != first && c != firstUpper {
+			continue
+		}
+		if equalFoldASCII(b[i+1:i+len(s)], s[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldASCII reports whether b equals the lower-case ASCII string s,
+// ignoring the case of b's ASCII letters.
+func equalFoldASCII(b []byte, s string) bool {
+	for i := range len(s) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
