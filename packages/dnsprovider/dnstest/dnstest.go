@@ -213,7 +213,7 @@ var secretPattern = regexp.MustCompile(`secret "([A-Za-z0-9+/=]+)"`)
 // generateSecret returns a new HMAC-SHA256 secret from BIND's tsig-keygen.
 func generateSecret(t testing.TB) string {
 	t.Helper()
-	keygen := testpeer.Require(t, "tsig-keygen", "bind9-utils")
+	keygen := testpeer.Require(t, "tsig-keygen", "bind9")
 	out, err := exec.Command(keygen, "-a", "hmac-sha256", KeyName).Output()
 	if err != nil {
 		t.Fatalf("running tsig-keygen: %v", err)
