@@ -102,6 +102,9 @@ func (p *Provider) GetRecords(ctx context.Context, zone string) ([]libdns.Record
 // which creates RRsets that do not exist. The TTL of the first record of
 // an RRset applies when the RRset is created; a TTL of zero means the
 // zone's default TTL.
+//
+// NOTE: whether the live API rejects or ignores a TTL that differs from an
+// existing RRset's is unchecked; the test fake ignores it.
 func (p *Provider) AppendRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
 	groups, err := groupRecords(zone, recs)
 	if err != nil {
