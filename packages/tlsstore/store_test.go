@@ -21,7 +21,7 @@ import (
 
 // selfSigned returns a PEM chain and key for a certificate with the given
 // DNS names and serial number.
-func selfSigned(t *testing.T, serial int64, names ...string) (chainPEM, keyPEM []byte) {
+func selfSigned(t testing.TB, serial int64, names ...string) (chainPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
