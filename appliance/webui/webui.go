@@ -92,6 +92,11 @@ type Options struct {
 	// Website publishes the zip archives that the owner uploads on
 	// /admin/website. Nil means that the page is not found.
 	Website WebsitePublisher
+
+	// Files stores the members' files for the file browser on /files/
+	// and the share links on /s/. Nil means that these pages are not
+	// found.
+	Files FileStore
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -115,6 +120,7 @@ type Handler struct {
 	pending *pendingLogins
 	secrets *secretFlashes
 	website WebsitePublisher
+	files   FileStore
 
 	admin  adminConfig
 	wizard wizardConfig
@@ -163,6 +169,7 @@ func New(opts Options) (*Handler, error) {
 		pending:  newPendingLogins(opts.Now),
 		secrets:  newSecretFlashes(opts.Now),
 		website:  opts.Website,
+		files:    opts.Files,
 		admin:    newAdminConfig(opts),
 		wizard:   wizard,
 	}
@@ -192,6 +199,7 @@ func (h *Handler) routes() {
 	h.registerAdminRoutes()
 	h.registerDeviceRoutes()
 	h.registerWebsiteRoutes()
+	h.registerFileRoutes()
 
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
@@ -296,10 +304,10 @@ func sourceAddr(r *http.Request) netip.Addr {
 // checkForm limits the size of a POST body, parses it, and checks its CSRF
 // token: the session's token, or for visitors without a session the token
 // derived from their visitor cookie. It writes the error page and returns
-// false when the form is rejected. The website upload, which can be
-// 500 MiB, checks its own size and token.
+// false when the form is rejected. The website and file upload forms,
+// which can be gigabytes, check their own size and token.
 func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request, v *visit) bool {
-	if h.isWebsiteUpload(r) {
+	if h.isWebsiteUpload(r) || h.isFileUpload(r) {
 		return true
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
