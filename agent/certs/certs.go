@@ -1,9 +1,8 @@
-// Package certs keeps the box's TLS certificates current: it obtains them
-// from an ACME CA (RFC 8555), Let's Encrypt by default, with DNS-01, HTTP-01
-// or TLS-ALPN-01 challenges, renews them when the CA's renewal information
-// (RFC 9773) or two thirds of their lifetime call for it, and in LAN-only mode
-// issues them from a local CA. Certificates go into a tlsstore.Store, from
-// which heimwolke serves them and answers the challenges.
+// Package certs keeps the box's TLS certificates current in a
+// tlsstore.Store, from which heimwolke serves them. It obtains them from an
+// ACME CA (RFC 8555) through DNS-01, HTTP-01 or TLS-ALPN-01 challenges and
+// renews them as the CA's renewal information (RFC 9773) suggests, or after
+// two thirds of their lifetime. In LAN-only mode it issues them from a local CA.
 package certs
 
 import (
