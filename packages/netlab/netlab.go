@@ -52,6 +52,9 @@ var (
 type Options struct {
 	// NoUPnP turns off miniupnpd's UPnP IGD service (SSDP and SOAP).
 	NoUPnP bool
+	// IGDv1 makes miniupnpd describe itself as an Internet Gateway Device
+	// v1 (force_igd_desc_v1), as older routers do.
+	IGDv1 bool
 	// NoNATPMP turns off NAT-PMP and PCP. miniupnpd 2.3.1 has one switch
 	// (enable_natpmp) for both protocols.
 	NoNATPMP bool

@@ -68,6 +68,7 @@ func (h *Home) miniupnpdConfig() string {
 	fmt.Fprintf(&b, "listening_ip=%s\n", RouterLAN)
 	fmt.Fprintf(&b, "enable_upnp=%s\n", yesNo(!h.opts.NoUPnP))
 	fmt.Fprintf(&b, "enable_natpmp=%s\n", yesNo(!h.opts.NoNATPMP))
+	fmt.Fprintf(&b, "force_igd_desc_v1=%s\n", yesNo(h.opts.IGDv1))
 	fmt.Fprintf(&b, "secure_mode=yes\n")
 	fmt.Fprintf(&b, "system_uptime=yes\n")
 	fmt.Fprintf(&b, "uuid=%s\n", randomUUID(h))
