@@ -10,8 +10,8 @@ import (
 	"net"
 )
 
-// Resolver is the DNS that the checks query. *net.Resolver satisfies it;
-// tests pass a resolver that asks their own DNS server.
+// Resolver is the DNS client of the checks. *net.Resolver satisfies it, and
+// tests pass a resolver that queries their own DNS server.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
@@ -19,17 +19,17 @@ type Resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
 }
 
-// Disposition is what the receiving server does with a message after the
-// checks.
+// Disposition is the action that the receiving server takes on a message
+// after the checks.
 type Disposition int
 
 const (
 	// Accept delivers the message to the inbox.
 	Accept Disposition = iota
 	// Junk delivers the message to the Junk folder, because a check failed
-	// but no policy asks for rejection.
+	// but no policy requests rejection.
 	Junk
-	// Reject refuses the message with 550 5.7.1, because the domain in
+	// Reject rejects the message with 550 5.7.1, because the domain in
 	// From publishes DMARC p=reject and the message fails DMARC.
 	Reject
 )

@@ -69,7 +69,7 @@ func TestApplicablePolicy(t *testing.T) {
 	}
 }
 
-// txtResolver answers TXT queries from a map and nothing else.
+// txtResolver returns TXT records from a map and no other records.
 type txtResolver map[string]string
 
 func (r txtResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {

@@ -28,7 +28,7 @@ type Checker struct {
 	// AuthServID is the authserv-id of the Authentication-Results field
 	// (RFC 8601 section 2.5): the box's mail host name.
 	AuthServID string
-	// Resolver answers the DNS queries. Nil means net.DefaultResolver.
+	// Resolver sends the DNS queries. Nil means net.DefaultResolver.
 	Resolver Resolver
 	// Logger receives DNS failures. Nil means slog.Default().
 	Logger *slog.Logger
@@ -37,7 +37,7 @@ type Checker struct {
 	Sample func(pct int) bool
 }
 
-// Envelope is what the SMTP session knows about a message before its data.
+// Envelope contains the SMTP session's data about a message before DATA.
 type Envelope struct {
 	// IP is the client's address.
 	IP net.IP
@@ -54,7 +54,7 @@ type Result struct {
 	// DKIM contains one verification per signature checked.
 	DKIM  []*dkim.Verification
 	DMARC DMARCResult
-	// Disposition is what to do with the message.
+	// Disposition is the action to take on the message.
 	Disposition Disposition
 	// Header is the complete Authentication-Results field with CRLF,
 	// ready to prepend to the message.

@@ -140,6 +140,7 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return err
 	}
+
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
@@ -147,9 +148,11 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
+
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

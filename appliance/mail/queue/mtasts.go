@@ -57,7 +57,7 @@ func newSTSCache() *stsCache {
 	return &stsCache{policies: map[string]*stsPolicy{}}
 }
 
-// maxPolicyBytes caps the policy body (RFC 8461 section 3.3 suggests 64 KiB).
+// maxPolicyBytes caps the policy body, which is a few lines in practice.
 const maxPolicyBytes = 64 << 10
 
 // policy returns the MTA-STS policy of domain, or nil when it has none or

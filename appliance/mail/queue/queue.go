@@ -1,9 +1,9 @@
-// Package queue is the box's outbound mail queue. A message is on disk
-// (file fsynced, renamed, folder fsynced, index in SQLite) before Enqueue
-// returns, is signed with DKIM, and is delivered to each recipient's MX
-// (RFC 5321 section 5, with STARTTLS and MTA-STS, RFC 8461) or through a
-// smarthost, with retries for five days and a delivery status notification
-// (RFC 3464) to the sender when delivery fails for good.
+// Package queue is the box's outbound mail queue. Enqueue signs a message
+// with DKIM and returns once it is on disk (file fsynced, renamed, folder
+// fsynced, index in SQLite). The queue delivers to each recipient's MX (RFC
+// 5321 section 5) with STARTTLS and MTA-STS (RFC 8461), or through a
+// smarthost. It retries for five days and sends a delivery status
+// notification (RFC 3464) to the sender when delivery fails for good.
 package queue
 
 import (
@@ -356,6 +356,7 @@ func writeMessageFile(dir string, msg []byte) (string, error) {
 		f.Close()
 		return "", err
 	}
+
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return "", err
@@ -367,6 +368,7 @@ func writeMessageFile(dir string, msg []byte) (string, error) {
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return "", err
 	}
+
 	d, err := os.Open(dir)
 	if err != nil {
 		return "", err

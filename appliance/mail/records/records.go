@@ -1,8 +1,8 @@
-// Package records lists the DNS records that mail for one domain needs: MX,
-// SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), MTA-STS (RFC 8461),
-// TLS-RPT (RFC 8460), SRV records for clients (RFC 6186, RFC 8314) and the
-// autoconfig and autodiscover names, as libdns records for the agent to
-// publish or the admin page to show.
+// Package records lists the DNS records that mail for one domain needs, as
+// libdns records for the agent to publish or the admin page to show: MX, SPF
+// (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), MTA-STS (RFC 8461), TLS-RPT
+// (RFC 8460), SRV records for clients (RFC 6186, RFC 8314) and the
+// autoconfig and autodiscover names.
 package records
 
 import (
@@ -121,7 +121,7 @@ func Records(p Params) ([]libdns.Record, error) {
 		libdns.SRV{Service: "submissions", Transport: "tcp", Name: "@", TTL: ttl, Priority: 0, Weight: 1, Port: 465, Target: host},
 		libdns.SRV{Service: "submission", Transport: "tcp", Name: "@", TTL: ttl, Priority: 10, Weight: 1, Port: 587, Target: host},
 		libdns.SRV{Service: "imaps", Transport: "tcp", Name: "@", TTL: ttl, Priority: 0, Weight: 1, Port: 993, Target: host},
-		// RFC 6186 section 4: "." as target says that plain IMAP is
+		// RFC 6186 section 4: the target "." means that plain IMAP is
 		// not offered.
 		libdns.SRV{Service: "imap", Transport: "tcp", Name: "@", TTL: ttl, Priority: 0, Weight: 0, Port: 0, Target: "."},
 	)
@@ -137,7 +137,7 @@ func spfText(include string) string {
 	return "v=spf1 mx -all"
 }
 
-// dmarcText asks receivers to quarantine failing mail: with DKIM on every
+// dmarcText requests that receivers quarantine failing mail: with DKIM on every
 // message, legitimate mail passes, and quarantine does not lose mail if a
 // forwarder breaks a signature (RFC 7489 section 6.3).
 func dmarcText(reportAddress string) string {

@@ -189,7 +189,7 @@ func (d *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	w.WriteMsg(m)
 }
 
-// resolver returns a resolver that asks only this server.
+// resolver returns a resolver that queries only this server.
 func (d *testDNS) resolver() *net.Resolver {
 	return &net.Resolver{
 		PreferGo: true,

@@ -7,9 +7,8 @@ import (
 )
 
 // loginServer implements the server side of the LOGIN mechanism, which
-// Outlook and older clients use. It is not an RFC; the draft
-// draft-murchison-sasl-login-00 describes it: the server asks for the user
-// name and then the password, each in its own challenge.
+// Outlook and older clients use. No RFC defines it. The server sends two
+// challenges, and the client returns the user name and then the password.
 type loginServer struct {
 	authenticate func(username, password string) error
 	username     *string

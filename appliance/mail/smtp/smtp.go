@@ -30,7 +30,7 @@ import (
 type Deliverer interface {
 	// Deliver stores msg in the folder ("INBOX", "Junk") of the user with
 	// the login name login. It returns only after the message is durably
-	// stored, because the server answers 250 right after it.
+	// stored, because the server sends 250 right after it.
 	Deliver(ctx context.Context, login, folder string, msg io.Reader) error
 }
 
@@ -85,7 +85,7 @@ type Options struct {
 	// of a tenth of it. Default 600.
 	MessagesPerHour int
 	// CommandTimeout is how long the server waits for a command or a
-	// data line. RFC 5321 section 4.5.3.2.7 asks for at least 5 minutes.
+	// data line. RFC 5321 section 4.5.3.2.7 sets at least 5 minutes.
 	// Default 5 minutes.
 	CommandTimeout time.Duration
 	// Logger receives connection events and errors. Default
@@ -163,7 +163,7 @@ func New(opts Options) (*Server, error) {
 	}, nil
 }
 
-// Mode is what a listener serves.
+// Mode is the service of a listener.
 type Mode int
 
 const (

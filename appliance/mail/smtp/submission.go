@@ -158,7 +158,8 @@ func (s *submissionSession) Data(r io.Reader) error {
 }
 
 // splitRecipients returns the logins of local recipients and the addresses
-// of the others. A local address that nobody takes is a permanent error.
+// of the others. A local address without a user, alias or catch-all is a
+// permanent error.
 func (s *submissionSession) splitRecipients(ctx context.Context) (local, remote []string, err error) {
 	for _, to := range s.recipients {
 		login, err := s.server.opts.Directory.Lookup(ctx, to)
