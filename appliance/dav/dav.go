@@ -44,7 +44,7 @@ type Options struct {
 const defaultMaxObjectSize = 10 << 20
 
 // maxXMLBodySize limits PROPFIND, PROPPATCH, REPORT and MKCOL bodies. A
-// calendar-multiget for 10,000 hrefs stays below 1 MiB.
+// calendar-multiget for 10,000 hrefs of 60 bytes is about 0.8 MiB.
 const maxXMLBodySize = 4 << 20
 
 // Prefix is the path under which the Handler serves all collections.

@@ -94,8 +94,8 @@ func (m *multistatus) add(r resourceProps, req propRequest) {
 }
 
 // propfind serves PROPFIND (RFC 4918 section 9.1) with Depth 0 and 1.
-// Depth infinity gets 403 with propfind-finite-depth; a missing Depth
-// header means 0, as in Radicale, because the collections are large.
+// Depth infinity gets 403 with propfind-finite-depth. A missing Depth
+// header means 0, as in Radicale 3.1.8, rather than RFC 4918's infinity.
 func (q *request) propfind() error {
 	depth := q.r.Header.Get("Depth")
 	switch depth {

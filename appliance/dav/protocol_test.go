@@ -290,3 +290,18 @@ func TestDeleteUser(t *testing.T) {
 	wantStatus(t, "GET own event after DeleteUser", ts.do(t, "anna", "GET", "/dav/calendars/anna/calendar/e1.ics", ""), http.StatusNotFound)
 	wantStatus(t, "GET household event after DeleteUser", ts.do(t, "anna", "GET", "/dav/calendars/anna/household/e1.ics", ""), http.StatusOK)
 }
+
+// TestInstantAtRangeStart guards against the store's first pass dropping
+// an event without duration that starts exactly at the range start, which
+// RFC 4791 section 9.9 counts as inside.
+func TestInstantAtRangeStart(t *testing.T) {
+	ts := newTestServer(t, "anna")
+	instant := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:i1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260301T000000Z\r\nSUMMARY:Punkt\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	wantStatus(t, "PUT instant", ts.do(t, "anna", "PUT", "/dav/calendars/anna/calendar/i1.ics", instant), http.StatusCreated)
+	query := `<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>
+<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range start="20260301T000000Z" end="20260302T000000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+	r := ts.do(t, "anna", "REPORT", "/dav/calendars/anna/calendar/", query, "Depth", "1")
+	if !strings.Contains(r.body, "i1.ics") {
+		t.Errorf("query from the instant's start = %s, want i1.ics", r.body)
+	}
+}

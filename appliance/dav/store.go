@@ -443,7 +443,7 @@ func (s *store) objects(ctx context.Context, id int64, withData bool, window *ti
 	query := `SELECT ` + cols + ` FROM dav_objects WHERE collection_id = ?`
 	args := []any{id}
 	if window != nil {
-		query += ` AND (range_end IS NULL OR range_end > ?) AND (range_start IS NULL OR range_start < ?)`
+		query += ` AND (range_end IS NULL OR range_end >= ?) AND (range_start IS NULL OR range_start < ?)`
 		args = append(args, window.startUnix(), window.endUnix())
 	}
 	rows, err := s.db.QueryContext(ctx, query+` ORDER BY name`, args...)
