@@ -272,6 +272,9 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 		locks:     st.locks,
 		prefix:    f.prefix,
 	}
+	if r.Method == "PROPFIND" {
+		fs.statCache = make(map[string]fileInfo)
+	}
 
 	if bw, ok := r.Body.(*bodyWatcher); ok {
 		bw.state = req

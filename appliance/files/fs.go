@@ -42,6 +42,24 @@ type rootFS struct {
 	wantLocks bool
 	locks     *lockSystem
 	prefix    string
+
+	// statCache keeps what Readdir learned about files and folders, so
+	// that PROPFIND Depth 1, which stats every entry three times, needs
+	// no more system calls. It is nil outside PROPFIND, whose file system
+	// does not change during the request.
+	statCache map[string]fileInfo
+}
+
+// stat returns the FileInfo of rel, from the cache when it has one.
+func (fsys *rootFS) stat(rel string) (fileInfo, error) {
+	if fi, ok := fsys.statCache[rel]; ok {
+		return fi, nil
+	}
+	fi, err := fsys.root.Stat(rel)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	return fileInfo{fi}, nil
 }
 
 // relPath turns a webdav name ("/a/b") into a path relative to the root
@@ -72,11 +90,11 @@ func (fsys *rootFS) OpenFile(ctx context.Context, name string, flag int, perm os
 	if flag&(os.O_WRONLY|os.O_RDWR) != 0 && flag&os.O_CREATE != 0 {
 		return fsys.newUpload(rel)
 	}
-	fi, err := fsys.root.Stat(rel)
+	fi, err := fsys.stat(rel)
 	if err != nil {
 		return nil, err
 	}
-	return &davFile{fsys: fsys, rel: rel, info: fileInfo{fi}}, nil
+	return &davFile{fsys: fsys, rel: rel, info: fi}, nil
 }
 
 func (fsys *rootFS) RemoveAll(ctx context.Context, name string) error {
@@ -111,11 +129,11 @@ func (fsys *rootFS) Rename(ctx context.Context, oldName, newName string) error {
 }
 
 func (fsys *rootFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
-	fi, err := fsys.root.Stat(relPath(name))
+	fi, err := fsys.stat(relPath(name))
 	if err != nil {
 		return nil, err
 	}
-	return fileInfo{fi}, nil
+	return fi, nil
 }
 
 // fileInfo adds a content type by file name extension, so that PROPFIND
@@ -172,8 +190,14 @@ func (f *davFile) Readdir(count int) ([]fs.FileInfo, error) {
 	infos, err := file.Readdir(count)
 	kept := infos[:0]
 	for _, fi := range infos {
-		if !strings.HasPrefix(fi.Name(), tempPrefix) {
-			kept = append(kept, fileInfo{fi})
+		if strings.HasPrefix(fi.Name(), tempPrefix) {
+			continue
+		}
+		kept = append(kept, fileInfo{fi})
+		// Readdir does not follow symbolic links, so only plain files
+		// and folders go into the cache.
+		if f.fsys.statCache != nil && (fi.Mode().IsRegular() || fi.IsDir()) {
+			f.fsys.statCache[path.Join(f.rel, fi.Name())] = fileInfo{fi}
 		}
 	}
 	return kept, err
