@@ -237,10 +237,11 @@ func normalizeNames(names []string) []string {
 
 // Manager obtains and renews the certificates of a Config.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	slots []*slot
-	wake  chan struct{}
+	cfg         Config
+	fingerprint string // configFingerprint of cfg
+	log         *slog.Logger
+	slots       []*slot
+	wake        chan struct{}
 
 	mu sync.Mutex // guards the state fields of every slot
 }
@@ -252,7 +253,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("certificate configuration: %w", err)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "certs"), wake: make(chan struct{}, 1)}
+	m := &Manager{cfg: cfg, fingerprint: configFingerprint(&cfg), log: cfg.Logger.With("component", "certs"), wake: make(chan struct{}, 1)}
 
 	if len(cfg.Names) > 0 {
 		issuer, err := newACMEIssuer(&m.cfg, m.log)

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -467,4 +468,52 @@ func TestLocalCAMode(t *testing.T) {
 	waitState(t, m, 15*time.Second, "renewal", func(states []NameState) bool {
 		return states[0].NotAfter.After(firstNotAfter)
 	})
+}
+
+// TestBackoffSurvivesRestart guards against a crash-looping agent that
+// starts a new order at every start: a second manager on the same store
+// continues the first one's backoff.
+func TestBackoffSurvivesRestart(t *testing.T) {
+	store := openStore(t)
+	cfg := Config{
+		Store:        store,
+		Names:        []string{"heimwolke.test"},
+		DirectoryURL: fmt.Sprintf("https://127.0.0.1:%d/dir", freePort(t)), // nothing listens
+		RetryMin:     time.Hour,
+		RetryMax:     2 * time.Hour,
+	}
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { first.Run(ctx); close(done) }()
+	failedState := waitState(t, first, 30*time.Second, "a failure", failed)[0]
+	cancel()
+	<-done
+
+	second, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runManager(t, second)
+	time.Sleep(500 * time.Millisecond)
+	state := second.State()[0]
+	if !state.NextAttempt.Equal(failedState.NextAttempt) {
+		t.Errorf("next attempt after restart = %v, want the saved %v", state.NextAttempt, failedState.NextAttempt)
+	}
+	if state.LastError != failedState.LastError {
+		t.Errorf("last error after restart = %q, want the saved %q", state.LastError, failedState.LastError)
+	}
+	// A changed configuration starts at once instead of waiting.
+	cfg.Email = "owner@heimwolke.test"
+	third, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third.loadBackoff()
+	if got := third.State()[0].NextAttempt; !got.IsZero() {
+		t.Errorf("next attempt with a changed configuration = %v, want zero (at once)", got)
+	}
 }

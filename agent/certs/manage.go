@@ -68,6 +68,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		s.challenges = s.issuer.lastChallenges()
 	}
 	m.mu.Unlock()
+	m.loadBackoff()
 
 	for {
 		for _, s := range m.slots {
@@ -221,6 +222,7 @@ func (m *Manager) setSchedule(s *slot, renewAt, recheckAt time.Time) {
 func (m *Manager) recordSuccess(s *slot, leaf *x509.Certificate, challenges map[string]string) {
 	m.mu.Lock()
 	s.leaf = leaf
+	hadFailures := s.failures > 0
 	s.failures = 0
 	s.lastError = ""
 	if s.challenges == nil {
@@ -230,6 +232,9 @@ func (m *Manager) recordSuccess(s *slot, leaf *x509.Certificate, challenges map[
 		s.challenges[name] = challenge
 	}
 	m.mu.Unlock()
+	if hadFailures {
+		m.saveBackoff()
+	}
 	m.log.Info("certificate obtained", "certificate", s.certName, "names", s.names, "issuer", leaf.Issuer.CommonName,
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "challenges", challenges)
 }
@@ -258,6 +263,7 @@ func (m *Manager) recordFailure(s *slot, err error) {
 
 	m.log.Warn("obtaining certificate failed", "certificate", s.certName, "names", s.names,
 		"failures", failures, "retry_at", retryAt, "err", err)
+	m.saveBackoff()
 }
 
 // twoThirds returns the time when two thirds of cert's lifetime have passed,
