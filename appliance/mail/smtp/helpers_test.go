@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -227,6 +226,13 @@ func (m *memDeliverer) Deliver(ctx context.Context, login, folder string, r io.R
 	return nil
 }
 
+// setFail makes every following delivery fail, or succeed again.
+func (m *memDeliverer) setFail(fail bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = fail
+}
+
 func (m *memDeliverer) all() []delivery {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -259,7 +265,7 @@ type testEnv struct {
 	inbound     string // host:port
 	submission  string
 	submissions string
-	logs        *bytes.Buffer
+	logs        *testpeer.Buffer
 }
 
 type envOptions struct {
@@ -271,7 +277,7 @@ type envOptions struct {
 func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &testEnv{dir: t.TempDir(), deliverer: &memDeliverer{}, logs: &bytes.Buffer{}}
+	e := &testEnv{dir: t.TempDir(), deliverer: &memDeliverer{}, logs: &testpeer.Buffer{}}
 	e.cert = newTestCert(t, e.dir, testHost, "localhost")
 	e.dns = newTestDNS(t, "127.0.0.1:0")
 
@@ -308,7 +314,7 @@ func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	qopts := queue.Options{
 		Dir:         filepath.Join(e.dir, "queue"),
 		DB:          db,
@@ -389,18 +395,6 @@ func (e *testEnv) listen(t testing.TB, mode Mode) string {
 	}
 	go e.server.Serve(l, mode)
 	return l.Addr().String()
-}
-
-// lockedWriter serializes writes from concurrent loggers.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // swaks runs swaks with args and returns its transcript and exit code.

@@ -180,7 +180,7 @@ func TestInboundMessageRate(t *testing.T) {
 
 func TestInboundStorageFailure(t *testing.T) {
 	e := newTestEnv(t, envOptions{})
-	e.deliverer.fail = true
+	e.deliverer.setFail(true)
 	out, _ := e.swaksInbound(t, "a@sender.test", "anna@example.test")
 	if !strings.Contains(out, "451 4.3.0") {
 		t.Errorf("storage failure not answered with 451 4.3.0:\n%s", out)
