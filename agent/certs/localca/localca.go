@@ -33,10 +33,10 @@ const (
 	rootKeyFile  = "root-key.pem"
 )
 
-// PermittedNetworks are the address ranges that the root's name constraints
+// permittedNetworks are the address ranges that the root's name constraints
 // allow: RFC 1918 private IPv4, IPv4 link-local, IPv6 unique local and
 // link-local addresses, and loopback.
-var PermittedNetworks = []string{
+var permittedNetworks = []string{
 	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8",
 	"fc00::/7", "fe80::/10", "::1/128",
 }
@@ -51,7 +51,7 @@ type CA struct {
 // Open loads the CA from dir, or creates one there when dir has none: a root
 // named "Heimwolke HOSTNAME local CA", valid for RootLifetime, whose name
 // constraints permit the DNS names in domains (each with its subdomains) and
-// PermittedNetworks. An existing root keeps the constraints it was made
+// permittedNetworks. An existing root keeps the constraints it was made
 // with; a leaf outside them is rejected by Issue. dir must exist and be
 // private to the agent (the TLS store's PrivateDir), because it contains
 // the root's private key.
@@ -125,7 +125,7 @@ func create(hostname string, domains []string, now time.Time) (*CA, error) {
 		return nil, fmt.Errorf("generating key: %w", err)
 	}
 	var permittedIPs []*net.IPNet
-	for _, cidr := range PermittedNetworks {
+	for _, cidr := range permittedNetworks {
 		_, network, err := net.ParseCIDR(cidr)
 		if err != nil {
 			return nil, err
