@@ -18,8 +18,8 @@ import (
 )
 
 // Search serves SEARCH and UID SEARCH (RFC 9051 section 6.4.4) by scanning
-// the mailbox's index rows. Header keys use the indexed header sections;
-// only BODY and TEXT read message files.
+// the mailbox's index rows. Header keys use the indexed header sections,
+// and only BODY and TEXT read message files.
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := sess.selected
 	all := sel.live.resolve(sel.tracker, imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}})
