@@ -28,10 +28,10 @@ type result struct {
 // a worker forever.
 const sessionTimeout = 10 * time.Minute
 
-// attempt delivers data to rcpts: through the smarthost when one is set,
+// attempt delivers data to rcpts: through the smarthost sh when it is set,
 // otherwise to the MX hosts of domain.
-func (q *Queue) attempt(ctx context.Context, domain, from string, rcpts []string, data []byte) map[string]result {
-	if sh := q.opts.Smarthost; sh != nil {
+func (q *Queue) attempt(ctx context.Context, sh *control.SmarthostSettings, domain, from string, rcpts []string, data []byte) map[string]result {
+	if sh != nil {
 		return q.attemptSmarthost(ctx, sh, from, rcpts, data)
 	}
 	return q.attemptDirect(ctx, domain, from, rcpts, data)

@@ -70,7 +70,7 @@ type Options struct {
 	// Required.
 	Hostname string
 	// Smarthost relays all outgoing mail when set; nil delivers directly
-	// to each recipient domain's MX.
+	// to each recipient domain's MX. SetSmarthost changes it later.
 	Smarthost *control.SmarthostSettings
 	// Signer signs each message with DKIM for the domain of its envelope
 	// sender. Nil sends unsigned mail.
@@ -168,27 +168,35 @@ func (o Options) validate() error {
 	if o.Hostname == "" {
 		errs = append(errs, errors.New("missing Hostname: set the box's mail host name"))
 	}
-	if sh := o.Smarthost; sh != nil {
-		if sh.Host == "" || sh.Port <= 0 || sh.Port > 65535 {
-			errs = append(errs, fmt.Errorf("invalid smarthost %q port %d: set a host name and a port from 1 to 65535", sh.Host, sh.Port))
-		}
-		if sh.TLS != control.SmarthostImplicitTLS && sh.TLS != control.SmarthostSTARTTLS {
-			errs = append(errs, fmt.Errorf("invalid smarthost TLS mode %q: use %q or %q", sh.TLS, control.SmarthostImplicitTLS, control.SmarthostSTARTTLS))
-		}
+	errs = append(errs, validateSmarthost(o.Smarthost))
+	return errors.Join(errs...)
+}
+
+func validateSmarthost(sh *control.SmarthostSettings) error {
+	if sh == nil {
+		return nil
+	}
+	var errs []error
+	if sh.Host == "" || sh.Port <= 0 || sh.Port > 65535 {
+		errs = append(errs, fmt.Errorf("invalid smarthost %q port %d: set a host name and a port from 1 to 65535", sh.Host, sh.Port))
+	}
+	if sh.TLS != control.SmarthostImplicitTLS && sh.TLS != control.SmarthostSTARTTLS {
+		errs = append(errs, fmt.Errorf("invalid smarthost TLS mode %q: use %q or %q", sh.TLS, control.SmarthostImplicitTLS, control.SmarthostSTARTTLS))
 	}
 	return errors.Join(errs...)
 }
 
 // Queue is the outbound queue. It is safe for concurrent use.
 type Queue struct {
-	opts    Options
-	log     *slog.Logger
-	db      *sql.DB
-	msgDir  string
-	wake    chan struct{}
-	mtasts  *stsCache
-	mu      sync.Mutex
-	running map[int64]bool // messages that a worker is delivering
+	opts      Options
+	log       *slog.Logger
+	db        *sql.DB
+	msgDir    string
+	wake      chan struct{}
+	mtasts    *stsCache
+	mu        sync.Mutex
+	running   map[int64]bool // messages that a worker is delivering
+	smarthost *control.SmarthostSettings
 }
 
 // Open creates the queue's folder and tables, and deletes message files
@@ -211,6 +219,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		mtasts:  newSTSCache(),
 		running: map[int64]bool{},
 	}
+	q.smarthost = copySmarthost(opts.Smarthost)
 	if err := os.MkdirAll(q.msgDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating mail queue folder: %w", err)
 	}
@@ -375,6 +384,35 @@ func writeMessageFile(dir string, msg []byte) (string, error) {
 	}
 	defer d.Close()
 	return name, d.Sync()
+}
+
+// SetSmarthost sends outgoing mail through sh from the next attempt on, or
+// directly to the recipients' MX hosts when sh is nil, as after a change in
+// the settings.
+func (q *Queue) SetSmarthost(sh *control.SmarthostSettings) error {
+	if err := validateSmarthost(sh); err != nil {
+		return fmt.Errorf("setting smarthost: %w", err)
+	}
+	q.mu.Lock()
+	q.smarthost = copySmarthost(sh)
+	q.mu.Unlock()
+	q.log.Info("mail queue smarthost set", "smarthost", sh != nil)
+	q.Kick()
+	return nil
+}
+
+func (q *Queue) currentSmarthost() *control.SmarthostSettings {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.smarthost
+}
+
+func copySmarthost(sh *control.SmarthostSettings) *control.SmarthostSettings {
+	if sh == nil {
+		return nil
+	}
+	c := *sh
+	return &c
 }
 
 // Kick starts a delivery pass now instead of at the next due time.

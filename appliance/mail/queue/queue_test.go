@@ -80,6 +80,17 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
+func TestSetSmarthostInvalid(t *testing.T) {
+	q := openTestQueue(t, t.TempDir(), nil)
+	err := q.SetSmarthost(&control.SmarthostSettings{Host: "relay.test", Port: 587, TLS: "plain"})
+	if err == nil || !strings.Contains(err.Error(), `TLS mode "plain"`) {
+		t.Errorf("SetSmarthost with TLS mode plain: error %v, want one naming the mode", err)
+	}
+	if q.currentSmarthost() != nil {
+		t.Error("an invalid smarthost replaced direct delivery")
+	}
+}
+
 func TestReplyResult(t *testing.T) {
 	tests := []struct {
 		err           error

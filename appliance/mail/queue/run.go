@@ -58,7 +58,7 @@ func (q *Queue) Message(ctx context.Context, id int64) ([]byte, error) {
 // Run delivers due messages until ctx ends, then waits for the deliveries
 // in progress to stop and returns ctx.Err().
 func (q *Queue) Run(ctx context.Context) error {
-	q.log.Info("mail queue started", "smarthost", q.opts.Smarthost != nil)
+	q.log.Info("mail queue started", "smarthost", q.currentSmarthost() != nil)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, q.opts.Workers)
@@ -215,10 +215,11 @@ func (q *Queue) deliverMessage(ctx context.Context, id int64) error {
 		return err
 	}
 
+	sh := q.currentSmarthost()
 	groups := map[string][]string{}
 	for _, r := range m.rcpts {
 		key := ""
-		if q.opts.Smarthost == nil {
+		if sh == nil {
 			key = strings.ToLower(r.addr[strings.LastIndexByte(r.addr, '@')+1:])
 		}
 		groups[key] = append(groups[key], r.addr)
@@ -226,7 +227,7 @@ func (q *Queue) deliverMessage(ctx context.Context, id int64) error {
 
 	var failed []failure
 	for domain, rcpts := range groups {
-		results := q.attempt(ctx, domain, m.from, rcpts, m.data)
+		results := q.attempt(ctx, sh, domain, m.from, rcpts, m.data)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -123,14 +123,23 @@ func TestRelayThroughPostfix(t *testing.T) {
 		{"starttls", control.SmarthostSTARTTLS, "relay-secret", p.submission, true},
 		{"implicit tls", control.SmarthostImplicitTLS, "relay-secret", p.smtps, true},
 		{"wrong password", control.SmarthostSTARTTLS, "wrong", p.submission, false},
+		{"set at runtime", control.SmarthostSTARTTLS, "relay-secret", p.submission, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(p.received("friend"))
+			relay := &control.SmarthostSettings{Host: "smtp.relay.test", Port: tc.port, TLS: tc.mode,
+				Username: "box", Password: tc.password}
 			e := newTestEnv(t, envOptions{runQueue: true, queue: func(o *queue.Options) {
-				o.Smarthost = &control.SmarthostSettings{Host: "smtp.relay.test", Port: tc.port, TLS: tc.mode,
-					Username: "box", Password: tc.password}
+				if tc.name != "set at runtime" {
+					o.Smarthost = relay
+				}
 				o.TLSConfig = &tls.Config{RootCAs: cert.roots}
 			}})
+			if tc.name == "set at runtime" {
+				if err := e.queue.SetSmarthost(relay); err != nil {
+					t.Fatal(err)
+				}
+			}
 			e.dns.add(t, "smtp.relay.test. 300 IN A 127.0.0.1")
 			out, code := e.swaksSubmit(t, e.submission, "-tls", "anna", e.secret, "anna@example.test", "friend@remote.test")
 			if code != 0 {
