@@ -28,6 +28,9 @@ func TestPostfixDeliversToBox(t *testing.T) {
 	if !strings.Contains(string(got.msg), "by mx.remote.test (Postfix)") {
 		t.Errorf("message did not pass through postfix:\n%s", got.msg)
 	}
+	if !strings.Contains(string(got.msg), "by "+testHost+" with ESMTPS") {
+		t.Errorf("postfix did not use STARTTLS to the box:\n%s", got.msg)
+	}
 }
 
 // directEnv starts Postfix as the MX of remote.test, with a certificate

@@ -105,6 +105,7 @@ virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtputf8_enable = no
+smtp_tls_security_level = may
 `, dir)
 	master := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
 pickup unix n - n 60 1 pickup
