@@ -36,6 +36,8 @@ func (q *Queue) bounce(ctx context.Context, m *queuedMessage, failed []failure) 
 		return
 	}
 	if err := q.opts.Local.Deliver(ctx, m.login, "INBOX", bytes.NewReader(dsn)); err != nil {
+		// NOTE: the bounce is not retried, so a store failure here
+		// leaves the sender with only this log line.
 		log.Error("delivering bounce failed", "err", err)
 		return
 	}

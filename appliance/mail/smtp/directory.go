@@ -33,8 +33,9 @@ type Directory interface {
 type StaticDirectory struct {
 	// Domains are the box's mail domains in ASCII, such as "example.org".
 	Domains []string
-	// Aliases maps an address to the login name that receives its mail
-	// and may send with it, such as "info@example.org" -> "anna".
+	// Aliases maps an address in lower case to the login name that
+	// receives its mail and may send with it, such as "info@example.org"
+	// -> "anna".
 	Aliases map[string]string
 	// CatchAll maps a domain to the login name that receives mail for
 	// every address of the domain that no user or alias takes.
@@ -68,13 +69,33 @@ func (d *StaticDirectory) isLocalDomain(domain string) bool {
 	return false
 }
 
-// Lookup implements Directory. It tries the user, then the alias, then the
-// domain's catch-all.
+// Lookup implements Directory. It tries the user, then the alias, then
+// both again without a "+tag" suffix of the local part (anna+shop@ is
+// anna@), then the domain's catch-all.
 func (d *StaticDirectory) Lookup(ctx context.Context, addr string) (string, error) {
 	local, domain, ok := splitAddress(addr)
 	if !ok || !d.isLocalDomain(domain) {
 		return "", ErrNotLocal
 	}
+
+	login, err := d.lookupLocal(ctx, local, domain)
+	if !errors.Is(err, ErrUnknownRecipient) {
+		return login, err
+	}
+	if base, _, tagged := strings.Cut(local, "+"); tagged && base != "" {
+		login, err = d.lookupLocal(ctx, base, domain)
+		if !errors.Is(err, ErrUnknownRecipient) {
+			return login, err
+		}
+	}
+	if login, ok := d.CatchAll[domain]; ok {
+		return login, nil
+	}
+	return "", ErrUnknownRecipient
+}
+
+// lookupLocal finds the user or alias for local@domain.
+func (d *StaticDirectory) lookupLocal(ctx context.Context, local, domain string) (string, error) {
 
 	_, err := d.Users.UserByName(ctx, local)
 	if err == nil {
@@ -84,9 +105,6 @@ func (d *StaticDirectory) Lookup(ctx context.Context, addr string) (string, erro
 		return "", err
 	}
 	if login, ok := d.Aliases[local+"@"+domain]; ok {
-		return login, nil
-	}
-	if login, ok := d.CatchAll[domain]; ok {
 		return login, nil
 	}
 	return "", ErrUnknownRecipient

@@ -48,25 +48,28 @@ func TestInboundDeliversWithSTARTTLS(t *testing.T) {
 	}
 }
 
-func TestInboundAliasAndCatchAll(t *testing.T) {
+func TestInboundAliasTagAndCatchAll(t *testing.T) {
 	e := newTestEnv(t, envOptions{server: func(o *Options) {
 		d := o.Directory.(*StaticDirectory)
 		d.CatchAll["example.test"] = "ben"
 	}})
-	for _, rcpt := range []string{"info@example.test", "whatever@EXAMPLE.test"} {
+	for _, rcpt := range []string{"info@example.test", "whatever@EXAMPLE.test", "anna+shop@example.test"} {
 		if out, code := e.swaksInbound(t, "a@sender.test", rcpt); code != 0 {
 			t.Fatalf("swaks to %s: exit code %d:\n%s", rcpt, code, out)
 		}
 	}
 	msgs := e.deliverer.all()
-	if len(msgs) != 2 {
-		t.Fatalf("got %d deliveries, want 2", len(msgs))
+	if len(msgs) != 3 {
+		t.Fatalf("got %d deliveries, want 3", len(msgs))
 	}
 	if msgs[0].login != "anna" {
 		t.Errorf("alias info@ delivered to %q, want anna", msgs[0].login)
 	}
 	if msgs[1].login != "ben" {
 		t.Errorf("catch-all delivered to %q, want ben", msgs[1].login)
+	}
+	if msgs[2].login != "anna" {
+		t.Errorf("anna+shop@ delivered to %q, want anna before the catch-all", msgs[2].login)
 	}
 }
 
