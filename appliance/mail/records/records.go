@@ -1,7 +1,7 @@
 // Package records lists the DNS records that mail for one domain needs, as
-// libdns records for the agent to publish or the admin page to show: MX, SPF
-// (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), MTA-STS (RFC 8461), TLS-RPT
-// (RFC 8460), SRV records for clients (RFC 6186, RFC 8314) and the
+// libdns records for the agent to publish or the admin page to show. They are
+// MX, SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), MTA-STS (RFC 8461),
+// TLS-RPT (RFC 8460), SRV records for clients (RFC 6186, RFC 8314), and the
 // autoconfig and autodiscover names.
 package records
 
