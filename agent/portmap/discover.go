@@ -15,12 +15,12 @@ import (
 	"time"
 )
 
-// errNoService means that the router answered none of the configured
+// errNoService means that the router responded to none of the configured
 // protocols.
 var errNoService = errors.New("the router offers none of UPnP IGD, PCP and NAT-PMP")
 
-// discover finds which configured protocols the router answers and stores a
-// client for each, in Config order.
+// discover finds which configured protocols the router responds to and
+// stores a client for each, in Config order.
 func (m *Mapper) discover(ctx context.Context) ([]client, error) {
 	gateway, gwErr := m.gateway()
 	var clients []client
@@ -52,7 +52,7 @@ func (m *Mapper) discover(ctx context.Context) ([]client, error) {
 	return clients, nil
 }
 
-// probe returns a client for protocol p if the router answers it.
+// probe returns a client for protocol p if the router responds to it.
 func (m *Mapper) probe(ctx context.Context, p Protocol, gateway netip.Addr, gwErr error) (client, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()

@@ -20,8 +20,8 @@ import (
 // The tests run the mapper in a child process inside the box's namespace,
 // because goupnp's HTTP client dials on goroutines that a namespace switch of
 // one thread would not cover. The child is this test binary running
-// TestHelperMapper; it prints its State as one JSON line whenever the state
-// changes, and shuts down (removing its mappings) when its standard input
+// TestHelperMapper. It prints its State as one JSON line whenever the state
+// changes, and it shuts down, removing its mappings, when its standard input
 // closes.
 
 const helperEnv = "HEIMWOLKE_PORTMAP_HELPER"
@@ -129,6 +129,7 @@ func startChild(t *testing.T, h *netlab.Home, hc helperConfig) *child {
 	}
 	c.cmd.Env = append(os.Environ(), helperEnv+"="+string(raw))
 	c.cmd.Stderr = c.log
+
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +141,7 @@ func startChild(t *testing.T, h *netlab.Home, hc helperConfig) *child {
 		t.Fatalf("starting the mapper in %s: %v", h.Box, err)
 	}
 	go c.read(stdout)
+
 	t.Cleanup(func() {
 		c.stdin.Close()
 		select {
@@ -208,6 +210,10 @@ func (c *child) stop(t *testing.T) State {
 	c.stdin.Close()
 	line := c.waitFor(t, 30*time.Second, "the mapper to stop", func(l helperLine) bool { return l.Done })
 	<-c.exited
+	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
+		// The race detector, for one, ends the child with status 66.
+		t.Errorf("mapper exited with status %d, want 0; log:\n%s", code, c.log)
+	}
 	if line.State == nil {
 		t.Fatalf("mapper stopped without a state: %+v", line)
 	}

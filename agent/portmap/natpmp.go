@@ -61,7 +61,7 @@ type natpmpClient struct {
 
 func (c *natpmpClient) protocol() Protocol { return ProtocolNATPMP }
 
-// externalIPv4 asks for the router's external address (RFC 6886 section
+// externalIPv4 requests the router's external address (RFC 6886 section
 // 3.2).
 func (c *natpmpClient) externalIPv4(ctx context.Context) (netip.Addr, error) {
 	resp, err := exchange(ctx, c.gateway, []byte{0, natpmpOpExternalAddress}, c.retries, natpmpAccept(natpmpOpExternalAddress))
@@ -99,7 +99,7 @@ func (c *natpmpClient) remove(ctx context.Context, port uint16) error {
 }
 
 // mapTCP requests the TCP mapping of the external port to the same internal
-// port for lifetime; a lifetime of zero deletes it (RFC 6886 section 3.4).
+// port for lifetime. A lifetime of zero deletes it (RFC 6886 section 3.4).
 func (c *natpmpClient) mapTCP(ctx context.Context, port uint16, lifetime time.Duration) (natpmpMapping, error) {
 	req := make([]byte, 12)
 	req[1] = natpmpOpMapTCP
@@ -146,20 +146,20 @@ func checkNATPMPHeader(b []byte, op byte, size int) error {
 }
 
 // natpmpAccept returns a filter that keeps only responses to opcode op, so
-// that a late answer to an earlier request is not taken for this one.
+// that a late response to an earlier request is not taken for this one.
 func natpmpAccept(op byte) func([]byte) bool {
 	return func(b []byte) bool {
 		return len(b) >= 2 && b[1] == op|natpmpResponseBit
 	}
 }
 
-// errNoResponse means the gateway did not answer on port 5351: it offers
-// neither NAT-PMP nor PCP, or a firewall drops the requests.
+// errNoResponse means the gateway did not respond on port 5351, because it
+// offers neither NAT-PMP nor PCP or a firewall drops the requests.
 var errNoResponse = errors.New("no response from the gateway on UDP port 5351")
 
 // exchange sends req to the gateway's port 5351 and returns the first
 // response that accept takes. It resends after 250 ms and then doubles the
-// wait, as RFC 6886 section 3.1 and RFC 6887 section 8.1.1 describe, but
+// wait, as RFC 6886 section 3.1 and RFC 6887 section 8.1.1 describe. But it
 // sends only retries requests instead of the RFCs' 9 (about a minute), so
 // that a router without the protocol costs a few seconds.
 func exchange(ctx context.Context, gateway netip.Addr, req []byte, retries int, accept func([]byte) bool) ([]byte, error) {

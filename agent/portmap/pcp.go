@@ -28,7 +28,7 @@ const (
 // section 7.4).
 type pcpResultError byte
 
-// Result codes that the mapper tells apart.
+// Result codes that classify maps to a Reason.
 const (
 	pcpUnsuppVersion         pcpResultError = 1
 	pcpNotAuthorized         pcpResultError = 2
@@ -69,7 +69,7 @@ type pcpMapping struct {
 // nonce of the MAP request that created the mapping (section 11.2).
 type pcpClient struct {
 	gateway netip.Addr
-	// client is the box's address that the router sees as source.
+	// client is the box's address, the source address of its requests.
 	client  netip.Addr
 	retries int
 	nonces  map[uint16][12]byte
@@ -108,8 +108,9 @@ func (c *pcpClient) externalIPv4(ctx context.Context) (netip.Addr, error) {
 	return c.external, nil
 }
 
-// announce sends an ANNOUNCE request (RFC 6887 section 14.1), which a PCP
-// server answers without changing anything, to learn whether it speaks PCP.
+// announce sends an ANNOUNCE request (RFC 6887 section 14.1) to learn
+// whether the gateway speaks PCP. A PCP server responds without changing any
+// mapping.
 func (c *pcpClient) announce(ctx context.Context) error {
 	req := make([]byte, pcpHeaderSize)
 	req[0] = pcpVersion

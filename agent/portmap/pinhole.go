@@ -42,23 +42,12 @@ func (m *Mapper) refreshPinholes(ctx context.Context) time.Time {
 			hole = nil
 		}
 		if hole != nil && time.Now().Before(hole.renewAt) {
-			next = earliest(nonZero(next, hole.renewAt), hole.renewAt)
+			next = earliest(next, hole.renewAt)
 			continue
 		}
-
-		renewAt := m.keepPinhole(ctx, firewall, port, addr, hole, lease)
-		if !renewAt.IsZero() {
-			next = earliest(nonZero(next, renewAt), renewAt)
-		}
+		next = earliest(next, m.keepPinhole(ctx, firewall, port, addr, hole, lease))
 	}
 	return next
-}
-
-func nonZero(t, fallback time.Time) time.Time {
-	if t.IsZero() {
-		return fallback
-	}
-	return t
 }
 
 // keepPinhole renews hole, or opens a new pinhole when there is none or the
@@ -114,7 +103,7 @@ func (m *Mapper) recordPinholeFailed(port uint16, err error) {
 	})
 }
 
-// removePinhole deletes hole on the router and forgets it.
+// removePinhole deletes hole on the router and from the mapper's records.
 func (m *Mapper) removePinhole(ctx context.Context, port uint16, hole *pinhole) {
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()

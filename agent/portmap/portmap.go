@@ -40,11 +40,11 @@ const ProtocolUPnP Protocol = "upnp"
 type Reason string
 
 const (
-	// ReasonNoService: no UPnP IGD, PCP or NAT-PMP server answered on the
+	// ReasonNoService: no UPnP IGD, PCP or NAT-PMP server responded on the
 	// LAN. On a FRITZ!Box the per-device setting "Selbstständige
 	// Portfreigaben erlauben" is off, or UPnP is off altogether.
 	ReasonNoService Reason = "no_service"
-	// ReasonNotAllowed: the router answered but does not let this device
+	// ReasonNotAllowed: the router responded but does not let this device
 	// open ports (UPnP error 606, PCP NOT_AUTHORIZED, NAT-PMP result 2).
 	ReasonNotAllowed Reason = "not_allowed"
 	// ReasonPortInUse: the external port is mapped to another device or
@@ -52,11 +52,11 @@ const (
 	// CANNOT_PROVIDE_EXTERNAL, or NAT-PMP granting another port).
 	ReasonPortInUse Reason = "port_in_use"
 	// ReasonNoPublicIPv4: the router's own external address is private or
-	// shared (DS-Lite, carrier-grade NAT), so a mapping on it would not be
-	// reachable from the internet; the box needs the relay.
+	// shared (DS-Lite, carrier-grade NAT). A mapping on it cannot be reached
+	// from the internet, so the box needs the relay.
 	ReasonNoPublicIPv4 Reason = "no_public_ipv4"
-	// ReasonRouterError: the router answered with another error, or
-	// stopped answering.
+	// ReasonRouterError: the router responded with another error, or
+	// stopped responding.
 	ReasonRouterError Reason = "router_error"
 )
 
@@ -134,7 +134,7 @@ type State struct {
 	Gateway netip.Addr `json:"gateway"`
 	// ExternalIPv4 is the router's external address as it last reported it.
 	ExternalIPv4 netip.Addr `json:"external_ipv4"`
-	// Protocols are the protocols the router answered at the last search.
+	// Protocols are the protocols the router responded to at the last search.
 	Protocols []Protocol `json:"protocols"`
 	// Ports contains one entry per configured port, in Config order.
 	Ports []PortState `json:"ports"`
@@ -154,7 +154,7 @@ type PortState struct {
 	// Expires is when the router drops the mapping unless the mapper renews
 	// it; zero for a permanent mapping.
 	Expires time.Time `json:"expires"`
-	// Reason says why the port is not mapped; empty when it is.
+	// Reason is why the port is not mapped, empty when it is mapped.
 	Reason Reason `json:"reason,omitempty"`
 	// Error is the last error for this port, for logs and support.
 	Error string `json:"error,omitempty"`
@@ -178,7 +178,7 @@ type client interface {
 	externalIPv4(ctx context.Context) (netip.Addr, error)
 }
 
-// mapping is what a router granted.
+// mapping is a port mapping as the router granted it.
 type mapping struct {
 	externalPort uint16
 	lease        time.Duration
@@ -244,7 +244,7 @@ func (m *Mapper) State() State {
 }
 
 // Run maps the ports, renews their leases and retries what failed until ctx
-// ends; then it removes every mapping and pinhole it made and returns nil.
+// ends. Then it removes every mapping and pinhole it made and returns nil.
 // It returns an error only for an invalid Config.
 func (m *Mapper) Run(ctx context.Context) error {
 	if err := m.validate(); err != nil {
@@ -284,7 +284,7 @@ func (m *Mapper) validate() error {
 // first protocol that answers. It searches the router first if Run has not
 // found it yet. The address may be private or shared (DS-Lite, carrier-grade
 // NAT), which callers check with netip.Addr.IsPrivate and IsSharedIPv4. The
-// error wraps ErrNoExternalIPv4 when the router says it has no address.
+// error wraps ErrNoExternalIPv4 when the router reports no address.
 func (m *Mapper) ExternalIPv4(ctx context.Context) (netip.Addr, error) {
 	clients := m.currentClients()
 	if len(clients) == 0 {

@@ -32,9 +32,9 @@ func classify(err error) Reason {
 	return ReasonRouterError
 }
 
-// moreSpecific returns whichever of a and b tells the household more about
-// what to change on the router: a taken port before a refusal before any
-// other error.
+// moreSpecific returns whichever of a and b is more useful to the household
+// for fixing the router: a taken port ranks above a rejection, which ranks
+// above any other error.
 func moreSpecific(a, b Reason) Reason {
 	rank := map[Reason]int{"": 0, ReasonRouterError: 1, ReasonNotAllowed: 2, ReasonPortInUse: 3}
 	if rank[b] > rank[a] {

@@ -53,8 +53,9 @@ func (m *Mapper) markNoPublicIPv4(ext netip.Addr, err error) {
 	m.markAll(ReasonNoPublicIPv4, err)
 }
 
+// earliest returns the earlier of a and b, where the zero time means none.
 func earliest(a, b time.Time) time.Time {
-	if !b.IsZero() && b.Before(a) {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
 		return b
 	}
 	return a

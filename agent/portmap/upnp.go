@@ -18,7 +18,7 @@ import (
 )
 
 // UPnP error codes of WANIPConnection (UPnP IGD v2, WANIPConnection:2
-// service, section 2.4) that the mapper tells apart.
+// service, section 2.4) that the mapper handles.
 const (
 	upnpActionNotAuthorized    = 606
 	upnpConflictInMappingEntry = 718
@@ -53,8 +53,8 @@ type upnpClient struct {
 	internal    netip.Addr
 	description string
 
-	// permanentOnly is set once the router answered error 725: it keeps
-	// only mappings without a lease (UPnP IGD v1 routers).
+	// permanentOnly is set once the router returned error 725, because it
+	// keeps only mappings without a lease (UPnP IGD v1 routers).
 	mu            sync.Mutex
 	permanentOnly bool
 }
@@ -139,7 +139,7 @@ func (c *upnpClient) deletePinhole(ctx context.Context, id uint16) error {
 }
 
 // useIPv6ForFirewall makes the pinhole actions go to the router's IPv6
-// address gateway from the box's address local. miniupnpd 2.3.1 answers
+// address gateway from the box's address local. miniupnpd 2.3.1 rejects
 // AddPinhole over IPv4 with error 606, and in secure mode it accepts only
 // pinholes for the address that the request comes from.
 func (c *upnpClient) useIPv6ForFirewall(gateway, local netip.Addr) {

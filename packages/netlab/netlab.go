@@ -60,8 +60,9 @@ type Options struct {
 	NoNATPMP bool
 	// WANv4 is the router's IPv4 address on the internet side. The zero value
 	// means 192.0.3.2. A private or shared address (100.64.0.0/10) makes the
-	// router behave like one behind carrier-grade NAT: miniupnpd refuses
-	// mappings. The internet namespace always sits on the same /24 network.
+	// router behave like one behind carrier-grade NAT, because miniupnpd
+	// then rejects mappings. The internet namespace is always in the same
+	// /24 network.
 	WANv4 netip.Addr
 	// MinLifetime is miniupnpd's min_lifetime for PCP mappings, in seconds.
 	// Zero keeps miniupnpd's default of 120 seconds.

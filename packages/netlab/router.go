@@ -133,7 +133,7 @@ func (h *Home) startMiniupnpd() {
 			<-exited
 		}
 		if h.t.Failed() {
-			h.t.Logf("miniupnpd output:\n%s", h.MiniupnpdLog)
+			h.t.Logf("miniupnpd output:\n%s", withoutSendLines(h.MiniupnpdLog.String()))
 		}
 	})
 
@@ -154,4 +154,16 @@ func (h *Home) startMiniupnpd() {
 			h.t.Fatalf("netlab: miniupnpd not ready after 10s, output:\n%s", h.MiniupnpdLog)
 		}
 	}
+}
+
+// withoutSendLines drops the debug lines that miniupnpd -d writes for every
+// SSDP packet it sends, which would bury the rest of its output.
+func withoutSendLines(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, "finalize_sendto()") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
