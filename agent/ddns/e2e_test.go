@@ -34,6 +34,7 @@ type boxAgentSettings struct {
 	KeyName string
 	Secret  string
 	Gateway string // the router's LAN address, for NAT-PMP
+	KeyFile string // the key in BIND's syntax, for nsupdate
 }
 
 const testZone = "heimwolke.test."
@@ -120,7 +121,7 @@ func waitForLog(t *testing.T, agentLog *testpeer.Buffer, line string) {
 
 // waitForRecord polls query until it returns want, and returns how long
 // that took.
-func waitForRecord(t *testing.T, query func(string) string, typ, want string, limit time.Duration, agentLog *testpeer.Buffer) time.Duration {
+func waitForRecord(t testing.TB, query func(string) string, typ, want string, limit time.Duration, agentLog *testpeer.Buffer) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -139,7 +140,7 @@ var secretPattern = regexp.MustCompile(`secret "([A-Za-z0-9+/=]+)"`)
 
 // startZoneServer starts BIND in the internet namespace, serving testZone
 // with a TSIG key that may update it and transfer it.
-func startZoneServer(t *testing.T, h *netlab.Home) boxAgentSettings {
+func startZoneServer(t testing.TB, h *netlab.Home) boxAgentSettings {
 	t.Helper()
 	named := testpeer.Require(t, "named", "bind9")
 	keygen := testpeer.Require(t, "tsig-keygen", "bind9-utils")
@@ -176,6 +177,7 @@ zone %q {
 @ IN NS ns1
 ns1 IN A ` + h.InternetV4.String() + "\n"
 	writeTestFile(t, filepath.Join(dir, "named.conf"), conf)
+	writeTestFile(t, filepath.Join(dir, "key.conf"), string(out))
 	writeTestFile(t, filepath.Join(dir, "zone.db"), zone)
 
 	p := h.StartInInternet(named, "-g", "-c", filepath.Join(dir, "named.conf"))
@@ -196,10 +198,11 @@ ns1 IN A ` + h.InternetV4.String() + "\n"
 		Zone:    testZone,
 		KeyName: keyName,
 		Secret:  string(m[1]),
+		KeyFile: filepath.Join(dir, "key.conf"),
 	}
 }
 
-func writeTestFile(t *testing.T, path, content string) {
+func writeTestFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -210,7 +213,7 @@ func writeTestFile(t *testing.T, path, content string) {
 // namespace, so that every socket of the loop, netlink included, belongs to
 // the box. It returns the agent's output and a function that stops it; the
 // test's cleanup stops it too.
-func startBoxAgent(t *testing.T, h *netlab.Home, settings boxAgentSettings) (*testpeer.Buffer, func()) {
+func startBoxAgent(t testing.TB, h *netlab.Home, settings boxAgentSettings) (*testpeer.Buffer, func()) {
 	t.Helper()
 	encoded, err := json.Marshal(settings)
 	if err != nil {
