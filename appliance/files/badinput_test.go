@@ -107,7 +107,7 @@ func (env *testEnv) rawRequest(t *testing.T, user, method, target string, header
 
 // TestPathTraversalStaysInHome tries to reach olga's home from max's with
 // dot segments, encoded dots and slashes, backslashes, a symbolic link
-// and Destination headers; none may read or change olga's file.
+// and Destination headers. None may read or change olga's file.
 func TestPathTraversalStaysInHome(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	if status, _ := env.do(t, "olga", "PUT", env.homeURL("olga")+"geheim.txt", "geheim", nil); status != http.StatusCreated {

@@ -51,6 +51,7 @@ func runBenchServer(dir string) error {
 	if err != nil {
 		return err
 	}
+
 	user, err := store.CreateOwner(ctx, accounts.NewUser{Name: "bench", Password: "correct horse battery bench", Language: accounts.LanguageEnglish})
 	if err != nil {
 		return err
@@ -59,6 +60,7 @@ func runBenchServer(dir string) error {
 	if err != nil {
 		return err
 	}
+
 	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "files.db"), 5*time.Second)
 	if err != nil {
 		return err
@@ -67,6 +69,7 @@ func runBenchServer(dir string) error {
 	if err != nil {
 		return err
 	}
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -213,8 +213,8 @@ func (b *bodyWatcher) Read(p []byte) (int, error) {
 }
 
 // statusRewriter replaces the status that the webdav package chose for
-// failures it cannot classify, such as a full quota (which it answers
-// with 405).
+// failures it cannot classify, such as a full quota, for which it sends
+// 405.
 type statusRewriter struct {
 	http.ResponseWriter
 	req       *requestState

@@ -2,8 +2,9 @@
 // and 2, with the quotas of RFC 4331) and stores the web file browser's
 // files and share links. It uses golang.org/x/net/webdav for PROPFIND,
 // PROPPATCH, COPY and MOVE, because go-webdav v0.6.0 has no LOCK and no dead
-// properties, and adds shared locks, the If header's entity tags, dead
-// properties in SQLite, a file system confined by os.Root and atomic uploads.
+// properties. This package adds shared locks, the If header's entity tags,
+// dead properties in SQLite, a file system confined by os.Root and atomic
+// uploads.
 package files
 
 import (
@@ -34,9 +35,9 @@ const (
 	WebsitePrefix = "/dav/website/" // the owner's website document root
 )
 
-// defaultMaxXMLBytes caps a PROPFIND, PROPPATCH or LOCK body. Clients send
-// a few kilobytes; Windows Explorer's PROPPATCH of four Win32 times is
-// below 1 KiB.
+// defaultMaxXMLBytes caps a PROPFIND, PROPPATCH or LOCK body. These bodies
+// name a few properties, and 1 MiB leaves room for many dead properties in
+// one PROPPATCH; litmus, cadaver and rclone pass with it.
 const defaultMaxXMLBytes = 1 << 20
 
 // Options configures a Handler.
@@ -101,7 +102,8 @@ type Handler struct {
 	quotaShared int64
 }
 
-// rootState is what outlives a request for one folder tree.
+// rootState is the lock system and usage counter of one folder tree, kept
+// across requests.
 type rootState struct {
 	locks *lockSystem
 	usage *usage
@@ -317,8 +319,9 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 	dav.ServeHTTP(rw, r)
 }
 
-// logResult logs the errors that the webdav package met, at Debug for
-// those that clients cause and at Error for the rest.
+// logResult logs the errors that the webdav package met: at Error when the
+// file system marked the request as failed inside the box, and at Debug
+// otherwise, because most are client errors such as a missing file.
 func (h *Handler) logResult(r *http.Request, f folder, req *requestState, err error) {
 	if err == nil {
 		return
@@ -330,7 +333,7 @@ func (h *Handler) logResult(r *http.Request, f folder, req *requestState, err er
 	h.log.Log(r.Context(), level, "webdav request failed", "method", r.Method, "folder", f.key, "err", err)
 }
 
-// serveContent answers GET and HEAD with ranges and conditions (RFC 9110
+// serveContent serves GET and HEAD with ranges and conditions (RFC 9110
 // section 14 and 13) from the file itself, so that the kernel can send it
 // without copying. The ETag has the webdav package's form, which its
 // PROPFIND reports.

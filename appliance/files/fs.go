@@ -83,7 +83,7 @@ func (fsys *rootFS) Mkdir(ctx context.Context, name string, perm os.FileMode) er
 }
 
 // OpenFile opens name for reading, or starts an atomic upload when flag
-// asks to create a file for writing. The webdav package writes no other
+// requests a new file for writing. The webdav package writes no other
 // way: PUT, COPY and LOCK on a new name all pass O_CREATE|O_TRUNC.
 func (fsys *rootFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
 	rel := relPath(name)

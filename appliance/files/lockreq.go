@@ -17,7 +17,7 @@ import (
 )
 
 // Lock timeouts (RFC 4918 section 10.7). Clients refresh before the
-// timeout ends; Windows asks for Infinite and gets maxLockTimeout.
+// timeout ends, and a request for Infinite gets maxLockTimeout.
 const (
 	defaultLockTimeout = 1 * time.Hour
 	maxLockTimeout     = 24 * time.Hour
@@ -108,7 +108,7 @@ type lockInfo struct {
 	} `xml:"DAV: owner"`
 }
 
-// serveLock answers LOCK (RFC 4918 section 9.10): a new exclusive or
+// serveLock handles LOCK (RFC 4918 section 9.10): a new exclusive or
 // shared lock, or with an empty body the refresh of a lock.
 func (h *Handler) serveLock(w http.ResponseWriter, r *http.Request, fsys *rootFS, locks *lockSystem, f folder, name string) {
 	timeout := parseLockTimeout(r.Header.Get("Timeout"))
@@ -197,7 +197,7 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, locks *loc
 	writeLockDiscovery(w, http.StatusOK, l, f.prefix)
 }
 
-// serveUnlock answers UNLOCK (RFC 4918 section 9.11).
+// serveUnlock handles UNLOCK (RFC 4918 section 9.11).
 func (h *Handler) serveUnlock(w http.ResponseWriter, r *http.Request, locks *lockSystem, name string) {
 	token := strings.TrimSpace(r.Header.Get("Lock-Token"))
 	if len(token) < 2 || token[0] != '<' || token[len(token)-1] != '>' {

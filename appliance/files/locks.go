@@ -15,8 +15,8 @@ import (
 // lockSystem keeps the write locks of one folder tree in memory: exclusive
 // and shared (RFC 4918 section 6 and 7), of depth 0 or infinity. It is a
 // webdav.LockSystem, so that the webdav package checks the submitted lock
-// tokens before it changes a resource; LOCK itself is answered by
-// Handler.serveLock, because the webdav package rejects shared locks.
+// tokens before it changes a resource. Handler.serveLock handles LOCK
+// itself, because the webdav package rejects shared locks.
 //
 // TODO: locks live in memory, so a restart forgets them and clients must
 // lock again.

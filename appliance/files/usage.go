@@ -13,8 +13,8 @@ import (
 )
 
 // usage counts the bytes of the regular files in one folder tree. It walks
-// the tree once and then follows uploads; a delete makes it walk again on
-// next use, because it does not know the sizes that went.
+// the tree once and then adds what uploads write. A delete makes it walk
+// again on next use, because it does not know the sizes that went.
 type usage struct {
 	mu    sync.Mutex
 	known bool

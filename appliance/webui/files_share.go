@@ -153,7 +153,7 @@ type shareData struct {
 	Entries  []fileRow
 	Uploads  bool
 	Upload   string // the upload form's action
-	Password bool   // the page asks for the link's password
+	Password bool   // the page shows the form for the link's password
 	Expires  time.Time
 }
 
