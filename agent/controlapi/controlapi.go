@@ -1,7 +1,7 @@
 // Package controlapi is heimwolke-agent's side of the control API (package
 // control): it reports the agent's status, stores the settings that the setup
-// wizard sends, and answers update requests. It does not do the DNS,
-// certificate or update work itself.
+// wizard sends, and answers update requests. The DNS and certificate work
+// is done by the Jobs that it hands the settings to.
 package controlapi
 
 import (
@@ -43,6 +43,19 @@ type Options struct {
 
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+
+	// Jobs does the work that the settings ask for. Nil means none: the
+	// agent only stores the settings.
+	Jobs Jobs
+}
+
+// Jobs runs the agent's work for the settings, such as engine.Engine.
+type Jobs interface {
+	// Apply replaces the running work with the work of s; nil s means no
+	// settings yet.
+	Apply(s *control.Settings)
+	// Fill adds the work's state to a status.
+	Fill(st *control.Status)
 }
 
 // Agent implements control.Handler, control.SettingsHandler and
@@ -53,6 +66,7 @@ type Agent struct {
 	log      *slog.Logger
 	now      func() time.Time
 	started  time.Time
+	jobs     Jobs
 
 	mu       sync.Mutex
 	settings *control.Settings // nil until the wizard sends settings
@@ -78,8 +92,12 @@ func New(opts Options) (*Agent, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		started:  opts.Now(),
+		jobs:     opts.Jobs,
 	}
 	a.loadSettings()
+	if a.jobs != nil {
+		a.jobs.Apply(a.settings)
+	}
 	return a, nil
 }
 
@@ -110,16 +128,20 @@ func (a *Agent) Settings() (control.Settings, bool) {
 	return *a.settings, true
 }
 
-// Status reports the agent's version and uptime. DNS, Certificate and
-// Update stay nil because the agent does not do that work yet.
+// Status reports the agent's version and uptime, and the state of its
+// jobs. Update stays nil because the agent does not install updates yet.
 func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 	uptime := a.now().Sub(a.started)
-	return control.Status{
+	st := control.Status{
 		Program:       "heimwolke-agent",
 		Version:       a.version,
 		StartedAt:     a.started,
 		UptimeSeconds: int64(uptime / time.Second),
-	}, nil
+	}
+	if a.jobs != nil {
+		a.jobs.Fill(&st)
+	}
+	return st, nil
 }
 
 // PutSettings validates s and saves it to settings.json in the state
@@ -139,6 +161,9 @@ func (a *Agent) PutSettings(ctx context.Context, s control.Settings) error {
 		return err
 	}
 	a.settings = &s
+	if a.jobs != nil {
+		a.jobs.Apply(&s)
+	}
 	return nil
 }
 

@@ -50,6 +50,67 @@ type Status struct {
 	DNS         *DNSStatus         `json:"dns,omitempty"`
 	Certificate *CertificateStatus `json:"certificate,omitempty"`
 	Update      *UpdateStatus      `json:"update,omitempty"`
+	// Network and Ports are the connection as the agent sees it and the
+	// router's port mappings; nil before the agent looked.
+	Network *NetworkStatus `json:"network,omitempty"`
+	Ports   *PortsStatus   `json:"ports,omitempty"`
+}
+
+// Network classes in NetworkStatus.Class.
+const (
+	NetworkPublic    = "public"     // the router has a public IPv4 address
+	NetworkCGNAT     = "cgnat"      // the router's WAN address is in 100.64.0.0/10
+	NetworkDoubleNAT = "double_nat" // the router's WAN address is private
+	NetworkDSLite    = "ds_lite"    // IPv4 only through the provider's DS-Lite tunnel
+	NetworkNoIPv4    = "no_ipv4"    // no IPv4 at all
+	NetworkUnknown   = "unknown"
+)
+
+// NetworkStatus is the box's connection to the internet.
+type NetworkStatus struct {
+	// Class is one of the Network constants.
+	Class string `json:"class,omitempty"`
+	// WAN is the router's WAN address, empty when the router did not say.
+	WAN string `json:"wan,omitempty"`
+	// PublicIPv4 and PublicIPv6 are the addresses that the agent found.
+	PublicIPv4 string `json:"public_ipv4,omitempty"`
+	PublicIPv6 string `json:"public_ipv6,omitempty"`
+	// Disagreement lists the sources that named different IPv4 addresses,
+	// as "source=address, ...", empty when they agreed.
+	Disagreement string    `json:"disagreement,omitempty"`
+	CheckedAt    time.Time `json:"checked_at,omitzero"`
+}
+
+// RecordStatus is one DNS record that the agent publishes.
+type RecordStatus struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value,omitempty"`
+	// State is "published", "missing", "wrong" or "pending".
+	State      string    `json:"state"`
+	LastUpdate time.Time `json:"last_update,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// PortsStatus is the state of the router's port mappings.
+type PortsStatus struct {
+	// Router names the router and the protocol that it answered, empty
+	// when none answered.
+	Router string       `json:"router,omitempty"`
+	Ports  []PortStatus `json:"ports,omitempty"`
+}
+
+// PortStatus is one mapped or unmapped TCP port.
+type PortStatus struct {
+	Port   uint16 `json:"port"`
+	Mapped bool   `json:"mapped"`
+	// Protocol is "upnp", "pcp" or "nat-pmp" for a mapped port.
+	Protocol string    `json:"protocol,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	// Reason is a code for why the port is not mapped, which the admin UI
+	// turns into instructions, and Error the router's answer.
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // DNSStatus is the state of the dynamic DNS updates.
@@ -63,6 +124,8 @@ type DNSStatus struct {
 	LastUpdate time.Time `json:"last_update,omitzero"`
 	// LastError describes the last failed update, empty after a success.
 	LastError string `json:"last_error,omitempty"`
+	// Records lists every record that the agent publishes.
+	Records []RecordStatus `json:"records,omitempty"`
 }
 
 // CertificateStatus is the state of the TLS certificate.
@@ -72,6 +135,15 @@ type CertificateStatus struct {
 	LastRenewal time.Time `json:"last_renewal,omitzero"`
 	// LastError describes the last failed renewal, empty after a success.
 	LastError string `json:"last_error,omitempty"`
+	// Issuer is the issuing CA's name; Local is set when the box's own
+	// certificate authority issued the certificate (no domain yet).
+	Issuer string `json:"issuer,omitempty"`
+	Local  bool   `json:"local,omitempty"`
+	// Challenge is the ACME challenge type that validated the names.
+	Challenge   string    `json:"challenge,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// ExpiryWarning is set when the certificate expires within 14 days.
+	ExpiryWarning bool `json:"expiry_warning,omitempty"`
 }
 
 // UpdateState is a step of an over-the-air update.
