@@ -35,6 +35,15 @@ const (
 	WebsitePrefix = "/dav/website/" // the owner's website document root
 )
 
+// transferTimeout replaces the server's read and write timeouts for one
+// request, because a 4 GiB upload over a 2 MB/s uplink takes about 35
+// minutes.
+const transferTimeout = 2 * time.Hour
+
+// staleUploadAge is the age after which New removes a temporary upload
+// file that a crash or power cut left behind.
+const staleUploadAge = 24 * time.Hour
+
 // defaultMaxXMLBytes caps a PROPFIND, PROPPATCH or LOCK body. These bodies
 // name a few properties, and 1 MiB leaves room for many dead properties in
 // one PROPPATCH; litmus, cadaver and rclone pass with it.
@@ -132,6 +141,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	if err := migrate(ctx, opts.DB); err != nil {
 		return nil, fmt.Errorf("files: migrating database: %w", err)
 	}
+	go removeStaleUploads(opts.Logger, []string{opts.DataDir, opts.WebsiteDir}, opts.Now())
 	return &Handler{
 		dataDir:     opts.DataDir,
 		websiteDir:  opts.WebsiteDir,
@@ -221,6 +231,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+
+	// Errors mean that w does not support deadlines (a test recorder),
+	// which then do not apply either.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(transferTimeout))
+	rc.SetWriteDeadline(time.Now().Add(transferTimeout))
 
 	urlPath, err := cleanURLPath(r.URL)
 	if err != nil {

@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/webdav"
 )
@@ -179,4 +183,34 @@ func (u *upload) DeadProps() (map[xml.Name]webdav.Property, error) { return u.fs
 
 func (u *upload) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	return u.fsys.props.patch(u.rel, patches)
+}
+
+// removeStaleUploads deletes the temporary files of uploads that started
+// before now minus staleUploadAge below dirs, which a crash or power cut
+// cut off. It logs what it removed.
+func removeStaleUploads(log *slog.Logger, dirs []string, now time.Time) {
+	removed := 0
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil || now.Sub(info.ModTime()) < staleUploadAge {
+				return nil
+			}
+			if err := os.Remove(p); err != nil {
+				log.Warn("removing stale upload failed", "path", p, "err", err)
+				return nil
+			}
+			removed++
+			return nil
+		})
+	}
+	if removed > 0 {
+		log.Info("removed stale uploads", "files", removed)
+	}
 }
