@@ -1,8 +1,6 @@
 package ddns
 
 import (
-	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heimwolke/heimwolke/agent/netaddr"
+	"github.com/heimwolke/heimwolke/agent/portmap"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/rfc2136"
 	"github.com/heimwolke/heimwolke/packages/netlab"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
@@ -40,8 +39,8 @@ type boxAgentSettings struct {
 const testZone = "heimwolke.test."
 
 // TestHomeNetworkFollowsAddresses runs the dynamic DNS loop inside the box
-// namespace of a home network. The router's miniupnpd is its only IPv4
-// source, and BIND in the internet namespace serves the zone. dig checks
+// namespace of a home network. The router's miniupnpd, asked through
+// portmap, is its only IPv4 source, and BIND in the internet namespace serves the zone. dig checks
 // that the A record follows a new WAN address and the AAAA record a new
 // IPv6 prefix.
 func TestHomeNetworkFollowsAddresses(t *testing.T) {
@@ -86,7 +85,7 @@ func TestHomeNetworkFollowsAddresses(t *testing.T) {
 
 // TestHomeNetworkBehindCGNAT checks that a box behind carrier-grade NAT
 // publishes its AAAA records but no A record. miniupnpd declines to report
-// a WAN address in the shared address space, so the box sees a router
+// a WAN address in the shared address space, so the box finds a router
 // without a public IPv4 address.
 func TestHomeNetworkBehindCGNAT(t *testing.T) {
 	dig := testpeer.Require(t, "dig", "bind9-dnsutils")
@@ -101,7 +100,7 @@ func TestHomeNetworkBehindCGNAT(t *testing.T) {
 	}
 
 	waitForRecord(t, query, "AAAA", h.BoxV6.String(), 30*time.Second, agentLog)
-	waitForLog(t, agentLog, `msg="ipv4 connection classified" zone=heimwolke.test. provider=rfc2136 class=double_nat`)
+	waitForLog(t, agentLog, `msg="ipv4 connection classified" zone=heimwolke.test. provider=rfc2136 class=no_public_wan`)
 	if got := query("A"); got != "" {
 		t.Errorf("A record behind CGNAT: got %q, want none", got)
 	}
@@ -263,7 +262,7 @@ func TestBoxAgent(t *testing.T) {
 		Provider:     &rfc2136.Provider{Server: settings.Server, KeyName: settings.KeyName, Secret: settings.Secret},
 		ProviderName: "rfc2136",
 		IPv4: &netaddr.IPv4Finder{
-			Router:       natpmpRouter{gateway: netip.MustParseAddr(settings.Gateway)},
+			Router:       portmap.New(portmap.Config{Gateway: netip.MustParseAddr(settings.Gateway), Logger: log}),
 			ConfirmDelay: 500 * time.Millisecond,
 			Logger:       log,
 		},
@@ -279,47 +278,4 @@ func TestBoxAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Run(ctx)
-}
-
-// natpmpRouter requests the router's WAN address with NAT-PMP (RFC 6886
-// section 3.2). It stands in for the port mapping client in this test.
-type natpmpRouter struct{ gateway netip.Addr }
-
-func (r natpmpRouter) ExternalIPv4(ctx context.Context) (netip.Addr, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp4", netip.AddrPortFrom(r.gateway, 5351).String())
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer c.Close()
-
-	// RFC 6886 section 3.1: retry after 250 ms, doubling.
-	wait := 250 * time.Millisecond
-	for range 4 {
-		if _, err := c.Write([]byte{0, 0}); err != nil {
-			return netip.Addr{}, err
-		}
-		c.SetReadDeadline(time.Now().Add(wait))
-		b := make([]byte, 16)
-		n, err := c.Read(b)
-		if err == nil {
-			return parseExternalAddress(b[:n])
-		}
-		wait *= 2
-	}
-	return netip.Addr{}, fmt.Errorf("NAT-PMP: no response from %s", r.gateway)
-}
-
-func parseExternalAddress(b []byte) (netip.Addr, error) {
-	if len(b) < 12 || b[0] != 0 || b[1] != 128 {
-		return netip.Addr{}, fmt.Errorf("NAT-PMP: invalid external address response %x", b)
-	}
-	switch code := binary.BigEndian.Uint16(b[2:4]); code {
-	case 0:
-	case 3: // Network Failure: miniupnpd's answer for a reserved WAN address
-		return netip.Addr{}, fmt.Errorf("NAT-PMP: router returned result code 3: %w", netaddr.ErrNoPublicIPv4)
-	default:
-		return netip.Addr{}, fmt.Errorf("NAT-PMP: router returned result code %d", code)
-	}
-	return netip.AddrFrom4([4]byte(b[8:12])), nil
 }

@@ -25,9 +25,8 @@ const (
 	ClassCGNAT Class = "cgnat"
 
 	// ClassDoubleNAT: the router's WAN address is private, or differs
-	// from the address the internet sees, or the router reports that it
-	// has no public one. A second router or the provider translates
-	// addresses once more.
+	// from the address the internet sees, so a second router or the
+	// provider translates addresses once more.
 	ClassDoubleNAT Class = "double_nat"
 
 	// ClassDSLite: the router has no IPv4 address of its own, or one from
@@ -35,6 +34,11 @@ const (
 	// through the provider's tunnel end, and no client can reach the box
 	// over IPv4.
 	ClassDSLite Class = "ds_lite"
+
+	// ClassNoPublicWAN: the router declines to report its WAN address
+	// because it is not public, which leaves CGNAT, a private address
+	// behind another router, and DS-Lite. miniupnpd 2.3.1 does this.
+	ClassNoPublicWAN Class = "no_public_wan"
 
 	// ClassNoIPv4: no source found any IPv4 address.
 	ClassNoIPv4 Class = "no_ipv4"
@@ -46,11 +50,12 @@ const (
 )
 
 // Classes lists every class, for the message catalog test and the admin UI.
-var Classes = []Class{ClassPublic, ClassCGNAT, ClassDoubleNAT, ClassDSLite, ClassNoIPv4, ClassUnknown}
+var Classes = []Class{ClassPublic, ClassCGNAT, ClassDoubleNAT, ClassDSLite, ClassNoPublicWAN, ClassNoIPv4, ClassUnknown}
 
 // Publishable reports whether an A record with the observed address can
 // reach the box, at least after a port forwarding on an upstream router.
-// Behind CGNAT and DS-Lite the observed address belongs to the provider.
+// Behind CGNAT and DS-Lite the observed address belongs to the provider,
+// and a router that hides its WAN address may sit behind either.
 func (c Class) Publishable() bool {
 	switch c {
 	case ClassPublic, ClassDoubleNAT, ClassUnknown:
@@ -79,7 +84,7 @@ func Classify(wan, observed netip.Addr, routerErr error) Class {
 	case errors.Is(routerErr, ErrNoIPv4):
 		return ClassDSLite
 	case !wan.IsValid() && errors.Is(routerErr, ErrNoPublicIPv4):
-		return ClassDoubleNAT
+		return ClassNoPublicWAN
 	case !wan.IsValid() && !observed.IsValid():
 		return ClassNoIPv4
 	case !wan.IsValid():

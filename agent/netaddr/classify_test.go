@@ -26,7 +26,7 @@ func TestClassify(t *testing.T) {
 		{"public wan seen elsewhere", addr("198.51.100.7"), addr("203.0.113.9"), nil, ClassDoubleNAT},
 		{"ds-lite b4 address", addr("192.0.0.2"), addr("203.0.113.9"), nil, ClassDSLite},
 		{"router without ipv4", none, addr("203.0.113.9"), ErrNoIPv4, ClassDSLite},
-		{"router declines private wan", none, none, fmt.Errorf("NAT-PMP: %w", ErrNoPublicIPv4), ClassDoubleNAT},
+		{"router hides its wan", none, addr("203.0.113.9"), fmt.Errorf("NAT-PMP: %w", ErrNoPublicIPv4), ClassNoPublicWAN},
 		{"router fails", none, addr("203.0.113.9"), errors.New("timed out"), ClassUnknown},
 		{"nothing at all", none, none, nil, ClassNoIPv4},
 		{"no router", none, addr("203.0.113.9"), nil, ClassUnknown},
@@ -43,12 +43,13 @@ func TestClassify(t *testing.T) {
 
 func TestClassPublishable(t *testing.T) {
 	want := map[Class]bool{
-		ClassPublic:    true,
-		ClassDoubleNAT: true,
-		ClassUnknown:   true,
-		ClassCGNAT:     false,
-		ClassDSLite:    false,
-		ClassNoIPv4:    false,
+		ClassPublic:      true,
+		ClassDoubleNAT:   true,
+		ClassUnknown:     true,
+		ClassCGNAT:       false,
+		ClassDSLite:      false,
+		ClassNoPublicWAN: false,
+		ClassNoIPv4:      false,
 	}
 	for _, c := range Classes {
 		if got := c.Publishable(); got != want[c] {

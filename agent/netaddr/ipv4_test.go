@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/heimwolke/heimwolke/agent/portmap"
 )
 
 var (
@@ -150,6 +152,24 @@ func TestLookupRouterWithoutIPv4(t *testing.T) {
 	}
 	if !errors.Is(r.Answers[0].Err, ErrNoIPv4) {
 		t.Errorf("router answer error: got %v, want ErrNoIPv4", r.Answers[0].Err)
+	}
+}
+
+func TestLookupRouterHidesWAN(t *testing.T) {
+	hidden := fmt.Errorf("NAT-PMP external address: %w", portmap.ErrNoExternalIPv4)
+	router := &scripted{name: "router", answers: []any{hidden}}
+	outside := &scripted{name: "outside", answers: []any{addrA}}
+	f := &IPv4Finder{Logger: testLogger(t), Router: router, Sources: []IPv4Source{outside, outside}}
+
+	r := mustLookup(t, f)
+	if r.Class != ClassNoPublicWAN {
+		t.Errorf("class: got %q, want %q", r.Class, ClassNoPublicWAN)
+	}
+	if !errors.Is(r.Answers[0].Err, ErrNoPublicIPv4) {
+		t.Errorf("router answer error: got %v, want ErrNoPublicIPv4", r.Answers[0].Err)
+	}
+	if r.Class.Publishable() {
+		t.Errorf("class %q is publishable, want not", r.Class)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/heimwolke/heimwolke/agent/portmap"
 )
 
 // Errors that a RouterSource returns, possibly wrapped, when the router
@@ -20,11 +22,12 @@ var (
 	// ErrNoIPv4: the router has no IPv4 WAN address, as on a DS-Lite line.
 	ErrNoIPv4 = errors.New("router has no IPv4 WAN address")
 
-	// ErrNoPublicIPv4: the router has an IPv4 WAN address but declines
-	// to report it because it is not public. miniupnpd 2.3.1 does this
-	// for private and shared (CGNAT) addresses, with the NAT-PMP result
-	// code 3 (Network Failure).
-	ErrNoPublicIPv4 = errors.New("router has no public IPv4 WAN address")
+	// ErrNoPublicIPv4: the router reports no WAN address, because it has
+	// none or because the one it has is not public. miniupnpd 2.3.1
+	// hides private and shared (CGNAT) addresses, with the NAT-PMP result
+	// code 3 (Network Failure). The router source returns it, wrapped,
+	// for portmap.ErrNoExternalIPv4.
+	ErrNoPublicIPv4 = errors.New("router reports no public IPv4 WAN address")
 )
 
 // IPv4Source is one way to learn the box's public IPv4 address.
@@ -43,8 +46,8 @@ type IPv4Source interface {
 type RouterSource interface {
 	// ExternalIPv4 returns the router's WAN address, even a private or
 	// shared one. The unspecified address 0.0.0.0, or ErrNoIPv4, means
-	// the router has none. ErrNoPublicIPv4 means it has one that it does
-	// not report.
+	// the router has none. ErrNoPublicIPv4 or portmap.ErrNoExternalIPv4
+	// means that it reports none, maybe because its address is not public.
 	ExternalIPv4(ctx context.Context) (netip.Addr, error)
 }
 
@@ -58,6 +61,9 @@ func (routerSource) Name() string { return "router" }
 
 func (s routerSource) IPv4(ctx context.Context) (netip.Addr, error) {
 	a, err := s.r.ExternalIPv4(ctx)
+	if errors.Is(err, portmap.ErrNoExternalIPv4) {
+		return netip.Addr{}, fmt.Errorf("%w: %w", ErrNoPublicIPv4, err)
+	}
 	if err != nil {
 		return netip.Addr{}, err
 	}
