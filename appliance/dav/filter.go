@@ -62,6 +62,8 @@ func convertPropFilter(x *propFilterXML) (caldav.PropFilter, error) {
 			return pf, err
 		}
 	}
+	// NOTE: caldav.TextMatch has no collation, so a calendar text-match
+	// with i;octet compares case-insensitively too.
 	if x.TextMatch != nil {
 		pf.TextMatch = &caldav.TextMatch{Text: x.TextMatch.Text, NegateCondition: x.TextMatch.NegateCondition == "yes"}
 	}
@@ -76,7 +78,7 @@ func convertPropFilter(x *propFilterXML) (caldav.PropFilter, error) {
 }
 
 // parseTimeRange reads the UTC bounds of a time-range element (RFC 4791
-// section 9.9); a missing bound is open.
+// section 9.9). A missing bound is open.
 func parseTimeRange(x *timeRangeXML) (start, end time.Time, err error) {
 	if x.Start == "" && x.End == "" {
 		return start, end, httpErrorf(http.StatusBadRequest, "time-range needs start or end")
@@ -228,9 +230,9 @@ func (m *calendarMatcher) propMatches(f caldav.PropFilter, p *ical.Prop) (bool, 
 	return true, nil
 }
 
-// textMatches applies a text-match with the default collation
-// i;ascii-casemap, a case-insensitive substring test (RFC 4791 section
-// 9.7.5).
+// textMatches applies a text-match as a case-insensitive substring test,
+// which the default collation i;ascii-casemap of RFC 4791 section 9.7.5
+// requires for ASCII letters.
 func textMatches(t *caldav.TextMatch, value string) bool {
 	ok := strings.Contains(strings.ToLower(value), strings.ToLower(t.Text))
 	return ok != t.NegateCondition

@@ -145,7 +145,7 @@ func checkSegment(seg string) error {
 
 // validCollectionName reports whether name may name a new collection:
 // letters, digits and "-_.@+~", at most 128 bytes, not starting with a dot.
-// Clients use UUIDs; the limit keeps names plain in URLs and logs.
+// The limit keeps names plain in URLs and logs, and UUIDs fit it.
 func validCollectionName(name string) bool {
 	if name == "" || len(name) > 128 || name[0] == '.' {
 		return false

@@ -54,7 +54,7 @@ func (e *anyElement) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error 
 	}
 }
 
-// childNamed returns the direct child elements called name.
+// childrenNamed returns the direct child elements called name.
 func (e *anyElement) childrenNamed(name xml.Name) []xml.StartElement {
 	var out []xml.StartElement
 	for _, c := range e.Children {
