@@ -1,7 +1,7 @@
-// Package netaddr finds the box's public addresses: the IPv4 address that the
-// internet sees, asked of the router and of outside DNS and HTTP services and
-// accepted only when they agree, and the stable global IPv6 address of the
-// box's own interface, read and watched over rtnetlink (Linux only).
+// Package netaddr finds the box's public addresses. The public IPv4 address
+// comes from the router and from outside DNS and HTTP services, accepted only
+// when they agree. The stable global IPv6 address comes from the box's own
+// interface, read and watched over rtnetlink (Linux only).
 package netaddr
 
 import (

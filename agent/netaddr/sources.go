@@ -96,13 +96,13 @@ type DNSSource struct {
 	Timeout time.Duration
 }
 
-// OpenDNS returns the source that asks server for "myip.opendns.com. A".
+// OpenDNS returns the source that queries server for "myip.opendns.com. A".
 // The usual server is "resolver1.opendns.com:53" (208.67.222.222:53).
 func OpenDNS(server string) *DNSSource {
 	return &DNSSource{Server: server, Query: "myip.opendns.com.", Type: dns.TypeA}
 }
 
-// GoogleDNS returns the source that asks server for
+// GoogleDNS returns the source that queries server for
 // "o-o.myaddr.l.google.com. TXT". The usual server is ns1.google.com:53
 // (216.239.32.10:53).
 func GoogleDNS(server string) *DNSSource {
@@ -127,10 +127,10 @@ func (s *DNSSource) IPv4(ctx context.Context) (netip.Addr, error) {
 
 	r, _, err := c.ExchangeContext(ctx, m, s.Server)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("asking %s for %s: %w", s.Server, s.Query, err)
+		return netip.Addr{}, fmt.Errorf("querying %s for %s: %w", s.Server, s.Query, err)
 	}
 	if r.Rcode != dns.RcodeSuccess {
-		return netip.Addr{}, fmt.Errorf("asking %s for %s: server returned %s", s.Server, s.Query, dns.RcodeToString[r.Rcode])
+		return netip.Addr{}, fmt.Errorf("querying %s for %s: server returned %s", s.Server, s.Query, dns.RcodeToString[r.Rcode])
 	}
 	return s.addressFrom(r)
 }
@@ -148,7 +148,7 @@ func (s *DNSSource) addressFrom(r *dns.Msg) (netip.Addr, error) {
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("asking %s for %s: response contains no %s record", s.Server, s.Query, dns.TypeToString[s.Type])
+	return netip.Addr{}, fmt.Errorf("querying %s for %s: response contains no %s record", s.Server, s.Query, dns.TypeToString[s.Type])
 }
 
 // HTTPSource fetches a URL whose body is the caller's address as text, such
