@@ -28,12 +28,13 @@ vm: build
 	$(BIN)/heimwolke-image build --target $(VM_TARGET) --out $(VM_IMAGE)
 	$(BIN)/heimwolke-image vm --snapshot --target $(VM_TARGET) --image $(VM_IMAGE)
 
-## run: start heimwolke and heimwolke-agent on this machine, first-boot page on http://127.0.0.1:8080/
+## run: start heimwolke and heimwolke-agent on this machine, first-boot page on http://127.0.0.1:8080/, HTTPS with a local certificate on https://localhost:8443/
 run: build
 	mkdir -p $(RUN_DIR)
-	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent & agent=$$!; \
+	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent \
+		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/heimwolke --http 127.0.0.1:8080 --data $(RUN_DIR)/data --agent-socket $(RUN_DIR)/control.sock
+	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 --data $(RUN_DIR)/data --agent-socket $(RUN_DIR)/control.sock
 
 ## test: unit, tool and whole-box tests (builds and boots images under QEMU)
 test:

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,12 +26,15 @@ import (
 	"github.com/heimwolke/heimwolke/packages/authlimit"
 	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/logging"
+	"github.com/heimwolke/heimwolke/packages/tlsstore"
 	"github.com/heimwolke/heimwolke/packages/version"
 )
 
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	httpAddr := flag.String("http", ":80", "address for the web interface and health endpoint (host:port)")
+	httpsAddr := flag.String("https", ":443", "address for HTTPS: the web interface, the website and the DAV services (host:port); empty: off")
+	tlsDir := flag.String("tls-dir", "", "folder of the certificates that heimwolke-agent writes (default tls in the -data folder, /perm/heimwolke/tls on the box)")
 	dataDir := flag.String("data", "/perm/heimwolke", "folder for the box's persistent data")
 	wwwDir := flag.String("www", "", "folder of the household's website, served on / once the setup is complete (default www in the -data folder, /perm/heimwolke/www on the box)")
 	dbPath := flag.String("db", "", "SQLite database with the accounts and settings, created if missing (default heimwolke.db in the -data folder, /perm/heimwolke/heimwolke.db on the box)")
@@ -67,8 +71,12 @@ func main() {
 	if *wwwDir == "" {
 		*wwwDir = filepath.Join(*dataDir, "www")
 	}
+	if *tlsDir == "" {
+		*tlsDir = filepath.Join(*dataDir, "tls")
+	}
 	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs, SetupCodeFile: *setupCodeFile}
-	if err := run(*httpAddr, *dataDir, *dbPath, *wwwDir, *mdnsName, uiOpts, log); err != nil {
+	addrs := listenAddrs{http: *httpAddr, https: *httpsAddr}
+	if err := run(addrs, *dataDir, *dbPath, *wwwDir, *tlsDir, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
 	}
@@ -77,8 +85,8 @@ func main() {
 // run serves until SIGTERM or an interrupt. uiOpts holds the web
 // interface's options other than the stores and the website, which run and
 // openUI add.
-func run(httpAddr, dataDir, dbPath, wwwDir, mdnsName string, uiOpts webui.Options, log *slog.Logger) error {
-	log.Info("heimwolke starting", "version", version.Version, "http", httpAddr, "data", dataDir, "db", dbPath, "www", wwwDir)
+func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, uiOpts webui.Options, log *slog.Logger) error {
+	log.Info("heimwolke starting", "version", version.Version, "http", addrs.http, "https", addrs.https, "data", dataDir, "db", dbPath, "www", wwwDir, "tls", tlsDir)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		// Not fatal here: openUI fails too if the database is in this
 		// folder, and the health report leaves out the storage figures.
@@ -88,9 +96,12 @@ func run(httpAddr, dataDir, dbPath, wwwDir, mdnsName string, uiOpts webui.Option
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	// TODO: set HTTPSAvailable once heimwolke serves HTTPS with the box's
-	// certificate; until then the website is plain HTTP only.
-	site, err := website.New(website.Options{Dir: wwwDir, Logger: log})
+	certs, err := tlsstore.Open(tlsDir)
+	if err != nil {
+		return err
+	}
+	trusted := &publicCertificate{store: certs}
+	site, err := website.New(website.Options{Dir: wwwDir, Logger: log, HTTPSAvailable: trusted.available})
 	if err != nil {
 		return err
 	}
@@ -110,14 +121,28 @@ func run(httpAddr, dataDir, dbPath, wwwDir, mdnsName string, uiOpts webui.Option
 		Website:       site,
 		SetupComplete: setupComplete,
 	})
-	srv := web.NewServer(httpAddr, handler, log)
-	ln, err := net.Listen("tcp", httpAddr)
+	// Port 80 answers ACME HTTP-01 challenges for the agent before
+	// anything else.
+	srv := web.NewServer(addrs.http, certs.HTTPChallengeHandler(handler), log)
+	ln, err := net.Listen("tcp", addrs.http)
 	if err != nil {
-		return fmt.Errorf("listening for HTTP on %q: %w", httpAddr, err)
+		return fmt.Errorf("listening for HTTP on %q: %w", addrs.http, err)
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", "addr", ln.Addr().String(), "protocol", "http")
+
+	servers := []*http.Server{srv}
+	if addrs.https != "" {
+		tlsSrv := newHTTPSServer(addrs.https, handler, certs, log)
+		tlsLn, err := net.Listen("tcp", addrs.https)
+		if err != nil {
+			return fmt.Errorf("listening for HTTPS on %q: %w", addrs.https, err)
+		}
+		go func() { errc <- tlsSrv.ServeTLS(tlsLn, "", "") }()
+		log.Info("listening", "addr", tlsLn.Addr().String(), "protocol", "https")
+		servers = append(servers, tlsSrv)
+	}
 
 	if mdnsName != "" {
 		go func() {
@@ -131,16 +156,65 @@ func run(httpAddr, dataDir, dbPath, wwwDir, mdnsName string, uiOpts webui.Option
 
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// listenAddrs are the addresses heimwolke listens on; empty turns a
+// protocol off.
+type listenAddrs struct {
+	http, https string
+}
+
+// newHTTPSServer returns the server for port 443. Its certificates come
+// from the store, which picks up a renewed certificate within a second.
+// It has no overall read or write timeout, because a DAV client may upload
+// or download a file of several gigabytes; the header and idle timeouts
+// still end idle connections.
+func newHTTPSServer(addr string, handler http.Handler, certs *tlsstore.Store, log *slog.Logger) *http.Server {
+	srv := web.NewServer(addr, handler, log)
+	srv.ReadTimeout, srv.WriteTimeout = 0, 0
+	srv.TLSConfig = certs.TLSConfig()
+	return srv
+}
+
+// acmeCertificate is the store name of the certificate from the ACME CA,
+// which agent/certs writes.
+const acmeCertificate = "acme"
+
+// publicCertificate reports whether the store holds a certificate from the
+// ACME CA that is still valid, which browsers accept without the household
+// installing a root. The answer is cached for ten seconds, because the
+// website asks on every request.
+type publicCertificate struct {
+	store *tlsstore.Store
+
+	mu      sync.Mutex
+	checked time.Time
+	ok      bool
+}
+
+func (p *publicCertificate) available() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.checked) < 10*time.Second {
+		return p.ok
+	}
+	p.checked = time.Now()
+	cert, err := p.store.Certificate(acmeCertificate)
+	p.ok = err == nil && cert.Leaf != nil && time.Now().Before(cert.Leaf.NotAfter)
+	return p.ok
 }
 
 // openUI opens the database at dbPath and returns the web interface on it
