@@ -356,3 +356,64 @@ func TestRetryAfterAndPermanent(t *testing.T) {
 		})
 	}
 }
+
+func TestRunPublishesAtOnceOnChange(t *testing.T) {
+	p := &memoryProvider{}
+	addrs := &staticAddrs{class: netaddr.ClassPublic}
+	addrs.set("198.51.100.1", "2001:db8:1::10")
+	changes := make(chan struct{}, 1)
+	cfg := testConfig(t, p, addrs)
+	cfg.CheckInterval = time.Hour
+	cfg.Changes = changes
+	start(t, cfg)
+
+	waitFor(t, "AAAA is published", func() bool { return p.value("@", "AAAA") == "2001:db8:1::10" })
+	addrs.set("198.51.100.1", "2001:db8:2::10")
+	changes <- struct{}{}
+	waitFor(t, "AAAA follows the reported change", func() bool { return p.value("@", "AAAA") == "2001:db8:2::10" })
+}
+
+// failingVerifier fails its first n calls.
+type failingVerifier struct {
+	mu    sync.Mutex
+	n     int
+	calls int
+}
+
+func (v *failingVerifier) Verify(ctx context.Context, name, rrtype string, want netip.Addr) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.calls++
+	if v.calls <= v.n {
+		return fmt.Errorf("verifying %s %s: server returned [], want %s", name, rrtype, want)
+	}
+	return nil
+}
+
+func TestRunRepublishesUnverifiedRecords(t *testing.T) {
+	p := &memoryProvider{}
+	addrs := &staticAddrs{class: netaddr.ClassPublic}
+	addrs.set("198.51.100.1", "2001:db8:1::10")
+	cfg := testConfig(t, p, addrs)
+	cfg.IPv6 = nil
+	verifier := &failingVerifier{n: 2}
+	cfg.Verifier = verifier
+	u := start(t, cfg)
+
+	waitFor(t, "the records are verified", func() bool {
+		s := u.State()
+		return len(s.Records) == 3 && !s.Records[2].Verified.IsZero()
+	})
+	if got := p.setCount(); got != 3 {
+		t.Errorf("SetRecords calls with two failed verifications: got %d, want 3", got)
+	}
+	s := u.State()
+	if !strings.Contains(s.LastError, "server returned []") {
+		t.Errorf("last error: got %q, want the verification failure", s.LastError)
+	}
+	for _, r := range s.Records {
+		if r.Error != "" {
+			t.Errorf("record %s %s after success: error %q, want none", r.Name, r.Type, r.Error)
+		}
+	}
+}
