@@ -75,6 +75,9 @@ func (q *request) queryTargets(window *timeWindow) (*collection, []*object, erro
 }
 
 // calendarQuery serves calendar-query (RFC 4791 section 7.8).
+// NOTE: calendar-data always carries the whole stored object; its expand
+// and limit-recurrence-set children are ignored, so clients expand
+// recurrences themselves.
 func (q *request) calendarQuery(body *reportBody, req propRequest) error {
 	if body.CalFilter == nil {
 		return httpErrorf(http.StatusBadRequest, "calendar-query needs a CALDAV:filter")
