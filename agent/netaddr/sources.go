@@ -97,16 +97,28 @@ type DNSSource struct {
 }
 
 // OpenDNS returns the source that queries server for "myip.opendns.com. A".
-// The usual server is "resolver1.opendns.com:53" (208.67.222.222:53).
+// The usual server is OpenDNSServer.
 func OpenDNS(server string) *DNSSource {
 	return &DNSSource{Server: server, Query: "myip.opendns.com.", Type: dns.TypeA}
 }
 
 // GoogleDNS returns the source that queries server for
-// "o-o.myaddr.l.google.com. TXT". The usual server is ns1.google.com:53
-// (216.239.32.10:53).
+// "o-o.myaddr.l.google.com. TXT". The usual server is GoogleServer.
 func GoogleDNS(server string) *DNSSource {
 	return &DNSSource{Server: server, Query: "o-o.myaddr.l.google.com.", Type: dns.TypeTXT}
+}
+
+// Public servers of the DNS sources, by address so that no resolver is
+// needed to reach them.
+const (
+	OpenDNSServer = "208.67.222.222:53" // resolver1.opendns.com
+	GoogleServer  = "216.239.32.10:53"  // ns1.google.com
+)
+
+// DefaultDNSSources returns the OpenDNS and Google sources at their public
+// servers. Each query shows the box's public address to that company.
+func DefaultDNSSources() []IPv4Source {
+	return []IPv4Source{OpenDNS(OpenDNSServer), GoogleDNS(GoogleServer)}
 }
 
 // Name returns "dns:QUERY@SERVER".
