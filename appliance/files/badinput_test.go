@@ -285,3 +285,21 @@ func TestNamesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestPutOnFolderNotAllowed(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	home := env.homeURL("max")
+	if status, _ := env.do(t, "max", "MKCOL", home+"Ordner/", "", nil); status != http.StatusCreated {
+		t.Fatalf("MKCOL: got %d, want 201", status)
+	}
+	if status, _ := env.do(t, "max", "PUT", home+"Ordner", "daten", nil); status != http.StatusMethodNotAllowed {
+		t.Errorf("PUT on a folder: got %d, want 405", status)
+	}
+	if status, _ := env.do(t, "max", "PUT", home+tempPrefix+"x", "daten", nil); status != http.StatusForbidden {
+		t.Errorf("PUT of a reserved name: got %d, want 403", status)
+	}
+	fi, err := os.Stat(filepath.Join(env.dataDir, "home", "max", "Ordner"))
+	if err != nil || !fi.IsDir() {
+		t.Errorf("folder after PUT: got %v, %v, want a folder", fi, err)
+	}
+}

@@ -225,7 +225,6 @@ func (h *Handler) filesPageData(v *visit, user *accounts.User, folder, dir strin
 func serveDownload(w http.ResponseWriter, r *http.Request, file *os.File, fi os.FileInfo) {
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fi.Name()}))
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Del("Cache-Control")
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), file)
 }
 
