@@ -58,8 +58,8 @@ type Jobs interface {
 	Fill(st *control.Status)
 }
 
-// Agent implements control.Handler, control.SettingsHandler and
-// control.UpdateHandler. It is safe for concurrent use.
+// Agent implements control.Handler, control.SettingsHandler,
+// control.SettingsReader and control.UpdateHandler. It is safe for concurrent use.
 type Agent struct {
 	stateDir string
 	version  string
@@ -126,6 +126,16 @@ func (a *Agent) Settings() (control.Settings, bool) {
 		return control.Settings{}, false
 	}
 	return *a.settings, true
+}
+
+// GetSettings returns the current settings for heimwolke's services, or
+// control.ErrNoSettings before the wizard sent any.
+func (a *Agent) GetSettings(ctx context.Context) (control.Settings, error) {
+	s, ok := a.Settings()
+	if !ok {
+		return control.Settings{}, control.ErrNoSettings
+	}
+	return s, nil
 }
 
 // Status reports the agent's version and uptime, and the state of its

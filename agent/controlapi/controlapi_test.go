@@ -290,3 +290,26 @@ func TestControlAPIWithCurl(t *testing.T) {
 		t.Errorf("curl POST %s: got status %s, want 501", control.PathUpdate, out)
 	}
 }
+
+// TestGetSettings checks that heimwolke can read the settings back over
+// the socket, secrets included, and gets no_settings before the setup.
+func TestGetSettings(t *testing.T) {
+	r := start(t, filepath.Join(t.TempDir(), "agent"), Options{Version: "1.0.0"})
+	_, err := r.client.GetSettings(context.Background())
+	var cerr *control.Error
+	if !errors.As(err, &cerr) || cerr.StatusCode != 404 || cerr.Code != control.CodeNoSettings {
+		t.Fatalf("GetSettings before any PUT: err = %v, want 404 %s", err, control.CodeNoSettings)
+	}
+
+	want := validSettings()
+	if err := r.client.PutSettings(context.Background(), want); err != nil {
+		t.Fatalf("PutSettings: %v", err)
+	}
+	got, err := r.client.GetSettings(context.Background())
+	if err != nil {
+		t.Fatalf("GetSettings: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GetSettings = %+v, want %+v", got, want)
+	}
+}

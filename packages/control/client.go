@@ -48,6 +48,14 @@ func (c *Client) PutSettings(ctx context.Context, s Settings) error {
 	return c.do(ctx, http.MethodPut, PathSettings, s, nil)
 }
 
+// GetSettings returns the settings that the agent stored last. Before the
+// setup it returns an *Error with Code CodeNoSettings.
+func (c *Client) GetSettings(ctx context.Context) (Settings, error) {
+	var s Settings
+	err := c.do(ctx, http.MethodGet, PathSettings, nil, &s)
+	return s, err
+}
+
 // CertificateChanged notifies heimwolke that the agent wrote a new
 // certificate.
 func (c *Client) CertificateChanged(ctx context.Context, e CertificateEvent) error {

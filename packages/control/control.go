@@ -23,7 +23,8 @@ const (
 const (
 	// PathStatus serves GET with a Status.
 	PathStatus = "/v1/status"
-	// PathSettings takes PUT with Settings and replies 204 No Content.
+	// PathSettings takes PUT with Settings and replies 204 No Content, and
+	// serves GET with the Settings last stored.
 	PathSettings = "/v1/settings"
 	// PathCertificateEvent takes POST with a CertificateEvent and replies
 	// 204 No Content.
@@ -208,6 +209,7 @@ const (
 	CodeInvalid           = "invalid"
 	CodeBodyTooLarge      = "body_too_large"
 	CodeNotFound          = "not_found"
+	CodeNoSettings        = "no_settings"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeBusy              = "busy"
 	CodeInternal          = "internal"

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -32,6 +34,18 @@ type Handler interface {
 type SettingsHandler interface {
 	PutSettings(ctx context.Context, s Settings) error
 }
+
+// SettingsReader serves GET /v1/settings with the settings last stored,
+// secrets included, for heimwolke's services (the mail relay's login, the
+// domain). It returns ErrNoSettings before the wizard sent any. The socket is
+// the owner's alone, which keeps the secrets on the box.
+type SettingsReader interface {
+	GetSettings(ctx context.Context) (Settings, error)
+}
+
+// ErrNoSettings is what a SettingsReader returns before the setup; the
+// server replies 404 Not Found with CodeNoSettings.
+var ErrNoSettings = errors.New("no settings yet: the setup wizard has not sent any")
 
 // CertificateHandler serves POST /v1/events/certificate with a validated
 // event. heimwolke implements it.
@@ -64,8 +78,8 @@ type Server struct {
 }
 
 type route struct {
-	method string
-	serve  func(w http.ResponseWriter, r *http.Request, id uint64)
+	methods []string
+	serve   func(w http.ResponseWriter, r *http.Request, id uint64)
 }
 
 // NewServer returns a server for handler. A nil log means slog.Default().
@@ -75,16 +89,23 @@ func NewServer(handler Handler, log *slog.Logger) *Server {
 	}
 	s := &Server{handler: handler, log: log}
 	s.routes = map[string]route{
-		PathStatus: {http.MethodGet, s.serveStatus},
+		PathStatus: {[]string{http.MethodGet}, s.serveStatus},
+	}
+	var settings []string
+	if _, ok := handler.(SettingsReader); ok {
+		settings = append(settings, http.MethodGet)
 	}
 	if _, ok := handler.(SettingsHandler); ok {
-		s.routes[PathSettings] = route{http.MethodPut, s.serveSettings}
+		settings = append(settings, http.MethodPut)
+	}
+	if settings != nil {
+		s.routes[PathSettings] = route{settings, s.serveSettings}
 	}
 	if _, ok := handler.(CertificateHandler); ok {
-		s.routes[PathCertificateEvent] = route{http.MethodPost, s.serveCertificateEvent}
+		s.routes[PathCertificateEvent] = route{[]string{http.MethodPost}, s.serveCertificateEvent}
 	}
 	if _, ok := handler.(UpdateHandler); ok {
-		s.routes[PathUpdate] = route{http.MethodPost, s.serveUpdate}
+		s.routes[PathUpdate] = route{[]string{http.MethodPost}, s.serveUpdate}
 	}
 	return s
 }
@@ -187,9 +208,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, id, &Error{StatusCode: http.StatusNotFound, Code: CodeNotFound, Message: "no endpoint " + r.URL.Path + " on this socket"})
 		return
 	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		s.writeError(w, id, &Error{StatusCode: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: r.URL.Path + " takes " + rt.method})
+	if !slices.Contains(rt.methods, r.Method) {
+		allow := strings.Join(rt.methods, ", ")
+		w.Header().Set("Allow", allow)
+		s.writeError(w, id, &Error{StatusCode: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: r.URL.Path + " takes " + allow})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
@@ -206,6 +228,18 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request, id uint64) 
 }
 
 func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, id uint64) {
+	if r.Method == http.MethodGet {
+		settings, err := s.handler.(SettingsReader).GetSettings(r.Context())
+		if errors.Is(err, ErrNoSettings) {
+			err = &Error{StatusCode: http.StatusNotFound, Code: CodeNoSettings, Message: err.Error()}
+		}
+		if err != nil {
+			s.writeHandlerError(w, id, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, settings)
+		return
+	}
 	body, ok := s.readBody(w, r, id)
 	if !ok {
 		return
