@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/heimwolke/heimwolke/agent/netaddr"
 	"github.com/heimwolke/heimwolke/agent/portmap"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/rfc2136"
@@ -34,15 +36,21 @@ type boxAgentSettings struct {
 	Secret  string
 	Gateway string // the router's LAN address, for NAT-PMP
 	KeyFile string // the key in BIND's syntax, for nsupdate
+
+	// Whoami is the host:port of a DNS server in the internet namespace
+	// that returns the query's source address for myip.opendns.com, or
+	// empty for none.
+	Whoami string
 }
 
 const testZone = "heimwolke.test."
 
 // TestHomeNetworkFollowsAddresses runs the dynamic DNS loop inside the box
-// namespace of a home network. The router's miniupnpd, asked through
-// portmap, is its only IPv4 source, and BIND in the internet namespace serves the zone. dig checks
-// that the A record follows a new WAN address and the AAAA record a new
-// IPv6 prefix.
+// namespace of a home network. Its IPv4 sources are the router's miniupnpd,
+// asked through portmap, and a DNS server in the internet namespace that
+// returns the query's source address. BIND in the internet namespace serves
+// the zone. dig checks that the A record follows a new WAN address and the
+// AAAA record a new IPv6 prefix.
 func TestHomeNetworkFollowsAddresses(t *testing.T) {
 	dig := testpeer.Require(t, "dig", "bind9-dnsutils")
 	h := netlab.NewHome(t)
@@ -50,6 +58,7 @@ func TestHomeNetworkFollowsAddresses(t *testing.T) {
 
 	settings := startZoneServer(t, h)
 	settings.Gateway = h.LANv4.Addr().String()
+	settings.Whoami = startWhoami(t, h)
 	agentLog, stopBoxAgent := startBoxAgent(t, h, settings)
 	query := func(typ string) string {
 		out, _ := h.Command(h.Internet, dig, "+short", "+norecurse", "+time=1", "+tries=1", "@"+h.InternetV4.String(), "mail."+testZone, typ).Output()
@@ -63,6 +72,7 @@ func TestHomeNetworkFollowsAddresses(t *testing.T) {
 	h.ChangeWANv4(newWAN)
 	took := waitForRecord(t, query, "A", newWAN.String(), time.Minute, agentLog)
 	t.Logf("A record followed the new WAN address after %v", took)
+	waitForLog(t, agentLog, `msg="public ipv4 changed" addr=192.0.3.77 class=public answers="router=192.0.3.77, dns:myip.opendns.com.@`)
 
 	newBox := h.AddBoxIPv6(netip.MustParsePrefix("2001:db8:0:2::/64"))
 	took = waitForRecord(t, query, "AAAA", newBox.String(), 10*time.Second, agentLog)
@@ -255,6 +265,10 @@ func TestBoxAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := testLogger(t)
+	var outside []netaddr.IPv4Source
+	if settings.Whoami != "" {
+		outside = append(outside, netaddr.OpenDNS(settings.Whoami))
+	}
 	u, err := New(Config{
 		Zone:         settings.Zone,
 		Names:        []string{"@", "mail", "xmpp"},
@@ -263,6 +277,7 @@ func TestBoxAgent(t *testing.T) {
 		ProviderName: "rfc2136",
 		IPv4: &netaddr.IPv4Finder{
 			Router:       portmap.New(portmap.Config{Gateway: netip.MustParseAddr(settings.Gateway), Logger: log}),
+			Sources:      outside,
 			ConfirmDelay: 500 * time.Millisecond,
 			Logger:       log,
 		},
@@ -278,4 +293,38 @@ func TestBoxAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Run(ctx)
+}
+
+// startWhoami runs a DNS server in the internet namespace that answers
+// "myip.opendns.com. A" with the query's source address, as OpenDNS does,
+// and returns its host:port. Behind the router's NAT that address is the
+// router's WAN address.
+func startWhoami(t *testing.T, h *netlab.Home) string {
+	t.Helper()
+	addr := net.JoinHostPort(h.InternetV4.String(), "5300")
+	var pc net.PacketConn
+	err := h.InNamespace(h.Internet, func() error {
+		var err error
+		pc, err = net.ListenPacket("udp4", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listening on %s in the internet namespace: %v", addr, err)
+	}
+
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Name == "myip.opendns.com." && q.Question[0].Qtype == dns.TypeA {
+			hdr := dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET}
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: w.RemoteAddr().(*net.UDPAddr).IP})
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: handler}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return addr
 }
