@@ -115,7 +115,7 @@ type child struct {
 
 // startChild starts the mapper in the box's namespace; the test's cleanup
 // stops it if the test did not.
-func startChild(t *testing.T, h *netlab.Home, hc helperConfig) *child {
+func startChild(t testing.TB, h *netlab.Home, hc helperConfig) *child {
 	t.Helper()
 	raw, err := json.Marshal(hc)
 	if err != nil {
@@ -177,7 +177,7 @@ func (c *child) read(stdout io.Reader) {
 }
 
 // waitFor waits until cond holds for the child's latest line and returns it.
-func (c *child) waitFor(t *testing.T, timeout time.Duration, what string, cond func(helperLine) bool) helperLine {
+func (c *child) waitFor(t testing.TB, timeout time.Duration, what string, cond func(helperLine) bool) helperLine {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -205,7 +205,7 @@ func (c *child) waitFor(t *testing.T, timeout time.Duration, what string, cond f
 
 // stop closes the child's standard input, which cancels Run, and returns the
 // final state.
-func (c *child) stop(t *testing.T) State {
+func (c *child) stop(t testing.TB) State {
 	t.Helper()
 	c.stdin.Close()
 	line := c.waitFor(t, 30*time.Second, "the mapper to stop", func(l helperLine) bool { return l.Done })

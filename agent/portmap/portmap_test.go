@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/netlab"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // testPorts are two of the box's ports; fewer ports keep the tests short.
@@ -95,6 +97,7 @@ func TestMapThroughMiniupnpd(t *testing.T) {
 		{"upnp-igd1", netlab.Options{NoNATPMP: true, IGDv1: true}, []Protocol{ProtocolUPnP}, ProtocolUPnPIGD1, false},
 		{"pcp", netlab.Options{NoUPnP: true, MinLifetime: 1}, []Protocol{ProtocolPCP}, ProtocolPCP, false},
 		{"nat-pmp", netlab.Options{NoUPnP: true}, []Protocol{ProtocolNATPMP}, ProtocolNATPMP, false},
+		{"default order without upnp", netlab.Options{NoUPnP: true, MinLifetime: 1}, nil, ProtocolPCP, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,5 +230,47 @@ func TestExternalIPv4FollowsWANChange(t *testing.T) {
 	got, errText = externalIPv4(t, h)
 	if errText != "" || got != newWAN {
 		t.Errorf("ExternalIPv4() after the change = %s, %q, want %s", got, errText, newWAN)
+	}
+}
+
+// TestUpnpcListsMappings checks the mappings with miniupnpc's client, an
+// independent reader of the router's port mapping table.
+func TestUpnpcListsMappings(t *testing.T) {
+	h := netlab.NewHomeWith(t, netlab.Options{NoNATPMP: true})
+	upnpc := testpeer.Require(t, "upnpc", "miniupnpc")
+	c := startChild(t, h, helperConfig{Ports: testPorts, Protocols: []Protocol{ProtocolUPnP}, RetryInterval: time.Minute})
+	c.waitFor(t, 30*time.Second, "all ports mapped", func(l helperLine) bool {
+		return allPorts(l.State, func(p PortState) bool { return p.Mapped })
+	})
+
+	list := h.Run(h.Box, upnpc, "-l")
+	for _, p := range testPorts {
+		want := fmt.Sprintf("TCP %5d->%s:%-5d 'Heimwolke'", p, h.BoxV4, p)
+		if !strings.Contains(list, want) {
+			t.Errorf("upnpc -l does not list %q:\n%s", want, list)
+		}
+	}
+
+	c.stop(t)
+	if list := h.Run(h.Box, upnpc, "-l"); strings.Contains(list, "Heimwolke") {
+		t.Errorf("upnpc -l still lists mappings after shutdown:\n%s", list)
+	}
+}
+
+func TestRouterDeniesBox(t *testing.T) {
+	// UPnP only: for a denied client, miniupnpd 2.3.1 searches all 65535
+	// external ports for each PCP request and stops responding for seconds.
+	h := netlab.NewHomeWith(t, netlab.Options{DenyBox: true, NoNATPMP: true})
+	c := startChild(t, h, helperConfig{Ports: testPorts, Protocols: []Protocol{ProtocolUPnP}, RetryInterval: time.Minute})
+	line := c.waitFor(t, 60*time.Second, "every port not mapped", func(l helperLine) bool {
+		return allPorts(l.State, func(p PortState) bool { return p.Error != "" })
+	})
+	for _, p := range line.State.Ports {
+		if p.Mapped {
+			t.Errorf("port %d is mapped although the router denies the box", p.Port)
+		}
+		if p.Reason != ReasonNotAllowed {
+			t.Errorf("port %d has reason %q, want %q (error %s)", p.Port, p.Reason, ReasonNotAllowed, p.Error)
+		}
 	}
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// then rejects mappings. The internet namespace is always in the same
 	// /24 network.
 	WANv4 netip.Addr
+	// DenyBox makes miniupnpd reject every mapping for the box, as a router
+	// does for a device that may not open ports.
+	DenyBox bool
 	// MinLifetime is miniupnpd's min_lifetime for PCP mappings, in seconds.
 	// Zero keeps miniupnpd's default of 120 seconds.
 	MinLifetime int

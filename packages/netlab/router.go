@@ -81,6 +81,9 @@ func (h *Home) miniupnpdConfig() string {
 	if h.opts.MinLifetime > 0 {
 		fmt.Fprintf(&b, "min_lifetime=%d\n", h.opts.MinLifetime)
 	}
+	if h.opts.DenyBox {
+		fmt.Fprintf(&b, "deny 0-65535 %s/32 0-65535\n", h.BoxV4)
+	}
 	fmt.Fprintf(&b, "allow 1-65535 %s 1-65535\n", h.LANv4.Masked())
 	fmt.Fprintf(&b, "deny 0-65535 0.0.0.0/0 0-65535\n")
 	return b.String()
