@@ -177,6 +177,10 @@ func (u *Updater) lookupIPv4(ctx context.Context, l *loop) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 
+	for _, answer := range report.Answers {
+		u.logLookupError(l, answer.Source, answer.Err)
+	}
+
 	disagreement := ""
 	if report.Disagreement {
 		disagreement = report.DisagreementText()
