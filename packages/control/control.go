@@ -59,11 +59,12 @@ type Status struct {
 
 // Network classes in NetworkStatus.Class.
 const (
-	NetworkPublic    = "public"     // the router has a public IPv4 address
-	NetworkCGNAT     = "cgnat"      // the router's WAN address is in 100.64.0.0/10
-	NetworkDoubleNAT = "double_nat" // the router's WAN address is private
-	NetworkDSLite    = "ds_lite"    // IPv4 only through the provider's DS-Lite tunnel
-	NetworkNoIPv4    = "no_ipv4"    // no IPv4 at all
+	NetworkPublic    = "public"        // the router has a public IPv4 address
+	NetworkCGNAT     = "cgnat"         // the router's WAN address is in 100.64.0.0/10
+	NetworkDoubleNAT = "double_nat"    // the router's WAN address is private
+	NetworkDSLite    = "ds_lite"       // IPv4 only through the provider's DS-Lite tunnel
+	NetworkNoWAN     = "no_public_wan" // the router reports no public WAN address
+	NetworkNoIPv4    = "no_ipv4"       // no IPv4 at all
 	NetworkUnknown   = "unknown"
 )
 
