@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -259,11 +260,6 @@ func (e *Engine) startDDNS(ctx context.Context, s *control.Settings, p provider)
 		}
 	}
 
-	var sources []netaddr.IPv4Source
-	if e.mapper != nil {
-		sources = append(sources, netaddr.Router(e.mapper))
-	}
-	sources = append(sources, e.opts.IPv4Sources...)
 	cfg := ddns.Config{
 		Zone:         zone + ".",
 		Names:        names,
@@ -272,11 +268,18 @@ func (e *Engine) startDDNS(ctx context.Context, s *control.Settings, p provider)
 		IPv6:         &netaddr.IPv6Finder{},
 		Logger:       e.log.With("job", "ddns"),
 	}
-	if len(sources) > 0 {
-		cfg.IPv4 = &netaddr.IPv4Finder{Sources: sources, Logger: e.log.With("job", "ipv4")}
+	if e.mapper != nil || len(e.opts.IPv4Sources) > 0 {
+		finder := &netaddr.IPv4Finder{Sources: e.opts.IPv4Sources, Logger: e.log.With("job", "ipv4")}
+		if e.mapper != nil {
+			// The router's WAN address also tells CGNAT and DS-Lite apart.
+			finder.Router = e.mapper
+		}
+		cfg.IPv4 = finder
 	}
 	if p.server != "" {
 		cfg.Verifier = &ddns.AuthoritativeVerifier{Servers: []string{p.server}}
+	} else {
+		cfg.Verifier = &zoneVerifier{zone: zone + "."}
 	}
 	if changes, err := netaddr.WatchAddrs(ctx, e.log); err == nil {
 		cfg.Changes = changes
@@ -352,6 +355,31 @@ func lanAddresses() []net.IP {
 		}
 	}
 	return ips
+}
+
+// zoneVerifier checks records at the zone's authoritative servers, which
+// it looks up on first use rather than when the settings arrive, so that a
+// slow resolver does not hold up the control request.
+type zoneVerifier struct {
+	zone string
+
+	mu sync.Mutex
+	v  *ddns.AuthoritativeVerifier
+}
+
+func (z *zoneVerifier) Verify(ctx context.Context, name, rrtype string, want netip.Addr) error {
+	z.mu.Lock()
+	if z.v == nil {
+		servers, err := ddns.ZoneServers(ctx, z.zone)
+		if err != nil {
+			z.mu.Unlock()
+			return fmt.Errorf("finding the name servers of %s: %w", z.zone, err)
+		}
+		z.v = &ddns.AuthoritativeVerifier{Servers: servers}
+	}
+	v := z.v
+	z.mu.Unlock()
+	return v.Verify(ctx, name, rrtype, want)
 }
 
 // Fill adds the jobs' state to st.
