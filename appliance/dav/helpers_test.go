@@ -32,10 +32,13 @@ func newTestServer(t testing.TB, logins ...string) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Warnings and errors always reach the test log, so that a 500 in a
+	// test or benchmark shows its cause.
+	level := slog.LevelWarn
 	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
+		level = slog.LevelDebug
 	}
+	logger := slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: level}))
 
 	store, err := accounts.Open(ctx, filepath.Join(dir, "accounts.db"), accounts.Options{Logger: logger, Argon2: cheapArgon2})
 	if err != nil {
