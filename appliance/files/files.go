@@ -1,10 +1,10 @@
 // Package files serves the household's files over WebDAV (RFC 4918 class 1
 // and 2, with the quotas of RFC 4331) and stores the web file browser's
-// files and share links. It uses golang.org/x/net/webdav for PROPFIND,
-// PROPPATCH, COPY and MOVE, because go-webdav v0.6.0 has no LOCK and no dead
-// properties. This package adds shared locks, the If header's entity tags,
-// dead properties in SQLite, a file system confined by os.Root and atomic
-// uploads.
+// files and share links. It uses golang.org/x/net/webdav for PROPPATCH,
+// COPY, MOVE and PROPFIND on dead properties, because go-webdav v0.6.0 has
+// no LOCK and no dead properties. This package adds shared locks, the If
+// header's entity tags, dead properties in SQLite, a file system confined by
+// os.Root, atomic uploads and a faster PROPFIND for the common requests.
 package files
 
 import (
@@ -321,6 +321,9 @@ func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, 
 	}
 	if r.Method == "GET" || r.Method == "HEAD" {
 		h.serveContent(w, r, fs, name)
+		return
+	}
+	if r.Method == "PROPFIND" && h.servePropfindFast(w, r, fs, f, name, xmlBody) {
 		return
 	}
 	rw := &statusRewriter{ResponseWriter: w, req: req}

@@ -1,0 +1,274 @@
+package files
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// This file serves the common PROPFIND requests itself: allprop or a list
+// of property names, Depth 0 or 1, on resources without dead properties.
+// With the webdav package's generic XML encoder, a folder of 10,000 files
+// took about four times as long as with nginx (BenchmarkPropfind10000).
+// Everything else (propname, include, dead properties) still goes to the
+// webdav package.
+
+// propfindBody is the part of a PROPFIND body (RFC 4918 section 14.20) that
+// the fast path handles.
+type propfindBody struct {
+	XMLName  xml.Name  `xml:"DAV: propfind"`
+	Allprop  *struct{} `xml:"DAV: allprop"`
+	Propname *struct{} `xml:"DAV: propname"`
+	Include  *struct{} `xml:"DAV: include"`
+	Prop     *struct {
+		Names []struct {
+			XMLName xml.Name
+		} `xml:",any"`
+	} `xml:"DAV: prop"`
+}
+
+// parseFastPropfind returns the property names that the body requests, nil
+// for allprop, and false when the webdav package must handle the body.
+func parseFastPropfind(body []byte) (names []xml.Name, ok bool) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, true
+	}
+	var pf propfindBody
+	if err := xml.Unmarshal(body, &pf); err != nil {
+		return nil, false
+	}
+	switch {
+	case pf.Propname != nil || pf.Include != nil:
+		return nil, false
+	case pf.Allprop != nil && pf.Prop == nil:
+		return nil, true
+	case pf.Allprop == nil && pf.Prop != nil && len(pf.Prop.Names) > 0:
+		for _, n := range pf.Prop.Names {
+			names = append(names, n.XMLName)
+		}
+		return names, true
+	}
+	return nil, false
+}
+
+// Live properties that allprop returns (RFC 4918 section 15), in the order
+// of the response.
+var (
+	propResourceType  = xml.Name{Space: "DAV:", Local: "resourcetype"}
+	propDisplayName   = xml.Name{Space: "DAV:", Local: "displayname"}
+	propContentLength = xml.Name{Space: "DAV:", Local: "getcontentlength"}
+	propLastModified  = xml.Name{Space: "DAV:", Local: "getlastmodified"}
+	propContentType   = xml.Name{Space: "DAV:", Local: "getcontenttype"}
+	propETag          = xml.Name{Space: "DAV:", Local: "getetag"}
+	propSupportedLock = xml.Name{Space: "DAV:", Local: "supportedlock"}
+
+	allpropNames = []xml.Name{propResourceType, propDisplayName, propContentLength, propLastModified,
+		propContentType, propETag, propSupportedLock}
+)
+
+// supportedLockXML lists exclusive and shared write locks (RFC 4918
+// section 15.10).
+const supportedLockXML = `<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>` +
+	`<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
+
+// propfindEntry is one resource of the response.
+type propfindEntry struct {
+	name string // below the folder, "/" or "/a/b"
+	info fileInfo
+}
+
+// servePropfindFast writes the response and returns true, or returns false
+// without writing when the request needs the webdav package.
+func (h *Handler) servePropfindFast(w http.ResponseWriter, r *http.Request, fsys *rootFS, f folder, name string, body []byte) bool {
+	depth := r.Header.Get("Depth")
+	if depth != "0" && depth != "1" {
+		return false
+	}
+	names, ok := parseFastPropfind(body)
+	if !ok {
+		return false
+	}
+	entries, ok := fsys.propfindEntries(name, depth == "1")
+	if !ok {
+		return false
+	}
+
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusMultiStatus)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
+	for _, e := range entries {
+		fsys.writeResponse(bw, f.prefix, e, names)
+	}
+	bw.WriteString(`</D:multistatus>`)
+	bw.Flush()
+	return true
+}
+
+// propfindEntries returns the resource and, for depth 1, its children. It
+// returns false when the resource is missing or a resource has dead
+// properties, which the webdav package then reports.
+func (fsys *rootFS) propfindEntries(name string, children bool) ([]propfindEntry, bool) {
+	rel := relPath(name)
+	fi, err := fsys.stat(rel)
+	if err != nil {
+		return nil, false
+	}
+	entries := []propfindEntry{{name: "/" + strings.TrimPrefix(rel, "."), info: fi}}
+	if children && fi.IsDir() {
+		d := &davFile{fsys: fsys, rel: rel, info: fi}
+		infos, err := d.Readdir(-1)
+		d.Close()
+		if err != nil {
+			return nil, false
+		}
+		for _, child := range infos {
+			if !child.Mode().IsRegular() && !child.IsDir() {
+				// A symbolic link: stat it through the root, as the
+				// webdav package does, and leave out what fails.
+				resolved, err := fsys.stat(path.Join(rel, child.Name()))
+				if err != nil {
+					continue
+				}
+				child = resolved
+			}
+			entries = append(entries, propfindEntry{name: path.Join("/", rel, child.Name()), info: child.(fileInfo)})
+		}
+	}
+	for _, e := range entries {
+		props, err := fsys.props.get(relPath(e.name))
+		if err != nil || len(props) > 0 {
+			return nil, false
+		}
+	}
+	return entries, true
+}
+
+// writeResponse writes the response element of one resource with the
+// requested properties, or allprop's when names is nil.
+func (fsys *rootFS) writeResponse(bw *bufio.Writer, prefix string, e propfindEntry, names []xml.Name) {
+	href := prefix + e.name
+	if e.info.IsDir() && !strings.HasSuffix(href, "/") {
+		href += "/"
+	}
+	bw.WriteString(`<D:response><D:href>`)
+	bw.WriteString(html.EscapeString((&url.URL{Path: href}).EscapedPath()))
+	bw.WriteString(`</D:href>`)
+
+	allprop := names == nil
+	if allprop {
+		names = allpropNames
+	}
+	var found, missing bytes.Buffer
+	for _, n := range names {
+		value, ok := fsys.liveProp(e, n)
+		switch {
+		case ok:
+			writeProp(&found, n, value)
+		case !allprop:
+			writeProp(&missing, n, "")
+		}
+	}
+	writePropstat(bw, &found, "HTTP/1.1 200 OK")
+	writePropstat(bw, &missing, "HTTP/1.1 404 Not Found")
+	bw.WriteString(`</D:response>`)
+}
+
+func writePropstat(bw *bufio.Writer, props *bytes.Buffer, status string) {
+	if props.Len() == 0 {
+		return
+	}
+	bw.WriteString(`<D:propstat><D:prop>`)
+	bw.Write(props.Bytes())
+	bw.WriteString(`</D:prop><D:status>` + status + `</D:status></D:propstat>`)
+}
+
+// writeProp writes a property element: with the D: prefix for DAV:, and
+// otherwise with a default namespace declaration, which also covers the
+// empty namespace.
+func writeProp(b *bytes.Buffer, n xml.Name, value string) {
+	var open, closing string
+	if n.Space == "DAV:" {
+		open, closing = "D:"+n.Local, "D:"+n.Local
+	} else {
+		var escaped bytes.Buffer
+		xml.EscapeText(&escaped, []byte(n.Space))
+		open, closing = n.Local+` xmlns="`+escaped.String()+`"`, n.Local
+	}
+	if value == "" {
+		b.WriteString("<" + open + "/>")
+		return
+	}
+	b.WriteString("<" + open + ">" + value + "</" + closing + ">")
+}
+
+// liveProp returns the XML content of a live property of e, and false
+// when e has no such property.
+func (fsys *rootFS) liveProp(e propfindEntry, n xml.Name) (string, bool) {
+	dir := e.info.IsDir()
+	switch n {
+	case propResourceType:
+		if dir {
+			return `<D:collection/>`, true
+		}
+		return "", true
+	case propDisplayName:
+		if e.name == "/" {
+			return "", true
+		}
+		return escapeText(e.info.Name()), true
+	case propContentLength:
+		return strconv.FormatInt(e.info.Size(), 10), !dir
+	case propLastModified:
+		return e.info.ModTime().UTC().Format(http.TimeFormat), true
+	case propContentType:
+		ct, _ := e.info.ContentType(context.Background())
+		return escapeText(ct), !dir
+	case propETag:
+		return escapeText(fmt.Sprintf(`"%x%x"`, e.info.ModTime().UnixNano(), e.info.Size())), !dir
+	case propSupportedLock:
+		return supportedLockXML, true
+	case lockDiscovery:
+		var b strings.Builder
+		for _, l := range fsys.locks.locksFor(time.Now(), e.name) {
+			b.WriteString(l.activeLockXML(fsys.prefix))
+		}
+		return b.String(), true
+	case quotaUsed, quotaAvailable:
+		return fsys.quotaProp(n, dir)
+	}
+	return "", false
+}
+
+func (fsys *rootFS) quotaProp(n xml.Name, dir bool) (string, bool) {
+	if !dir {
+		return "", false
+	}
+	used, err := fsys.usage.current(fsys.root)
+	if err != nil {
+		return "", false
+	}
+	if n == quotaUsed {
+		return strconv.FormatInt(used, 10), true
+	}
+	avail, err := fsys.available(used)
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatInt(avail, 10), true
+}
+
+func escapeText(s string) string {
+	var b bytes.Buffer
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
