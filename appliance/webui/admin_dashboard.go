@@ -18,10 +18,6 @@ import (
 // a stuck agent delays the page by at most this long.
 const agentTimeout = 2 * time.Second
 
-// certificateWarning is how long before its expiry the dashboard marks the
-// certificate as expiring soon.
-const certificateWarning = 14 * 24 * time.Hour
-
 // dashboardData is the content of the dashboard.
 type dashboardData struct {
 	Version string
@@ -50,9 +46,18 @@ type agentInfo struct {
 
 	Status control.Status
 
-	// CertificateState is "ok", "soon" or "expired", empty without a
-	// certificate.
-	CertificateState string
+	// Certificate, Network and Ports are the views of the status's fields
+	// of the same names, nil where the status has none. Records are the
+	// DNS records.
+	Certificate *certificateView
+	Network     *networkView
+	Ports       *portsView
+	Records     []recordView
+
+	// LocalRoot is the box's own root certificate, nil unless the agent
+	// reports a certificate from the box's own CA and the root can be
+	// read.
+	LocalRoot *localRootView
 }
 
 // storageInfo is the size of the data folder's file system.
@@ -70,7 +75,7 @@ func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
 	data := dashboardData{
 		Version:         a.version,
 		Started:         a.started,
-		Agent:           a.agentInfo(r.Context()),
+		Agent:           a.agentInfo(r.Context(), v.lang),
 		Storage:         a.storageInfo(v.lang),
 		RebootAvailable: a.rebooter.Available(),
 	}
@@ -83,8 +88,9 @@ func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
 	a.render(w, http.StatusOK, "admin_dashboard", p)
 }
 
-// agentInfo requests the agent's status over the control socket.
-func (a *adminPages) agentInfo(ctx context.Context) agentInfo {
+// agentInfo requests the agent's status over the control socket and
+// prepares it for a page in lang.
+func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
 	status, err := a.agent.Status(ctx)
@@ -92,16 +98,18 @@ func (a *adminPages) agentInfo(ctx context.Context) agentInfo {
 		a.log.Warn("agent status request failed", "socket", a.agentSocket, "err", err)
 		return agentInfo{Problem: agentProblem(a.agentSocket, err)}
 	}
-	info := agentInfo{Reachable: true, Status: status}
-	if c := status.Certificate; c != nil && !c.NotAfter.IsZero() {
-		switch left := c.NotAfter.Sub(a.now()); {
-		case left <= 0:
-			info.CertificateState = "expired"
-		case left < certificateWarning:
-			info.CertificateState = "soon"
-		default:
-			info.CertificateState = "ok"
-		}
+	info := agentInfo{
+		Reachable:   true,
+		Status:      status,
+		Certificate: newCertificateView(status.Certificate, a.now()),
+		Network:     a.newNetworkView(status.Network),
+		Ports:       a.newPortsView(status.Ports),
+	}
+	if status.DNS != nil {
+		info.Records = newRecordViews(status.DNS.Records)
+	}
+	if status.Certificate != nil && status.Certificate.Local {
+		info.LocalRoot = a.localRootView(lang)
 	}
 	return info
 }

@@ -93,6 +93,14 @@ type Options struct {
 	// /admin/website. Nil means that the page is not found.
 	Website WebsitePublisher
 
+	// LocalRootFile is the PEM root certificate of the box's own
+	// certificate authority, <tls-dir>/localca/root.pem. Once the setup is
+	// complete, visitors download it without logging in from
+	// /ca/heimwolke-root.crt (PEM) and .cer (DER), and /ca/ shows how to
+	// install it. Empty, or while the file does not exist, these paths
+	// are not found.
+	LocalRootFile string
+
 	// Files stores the members' files for the file browser on /files/
 	// and the share links on /s/. Nil means that these pages are not
 	// found.
@@ -121,6 +129,8 @@ type Handler struct {
 	secrets *secretFlashes
 	website WebsitePublisher
 	files   FileStore
+
+	localRootFile string
 
 	admin  adminConfig
 	wizard wizardConfig
@@ -172,6 +182,8 @@ func New(opts Options) (*Handler, error) {
 		files:    opts.Files,
 		admin:    newAdminConfig(opts),
 		wizard:   wizard,
+
+		localRootFile: opts.LocalRootFile,
 	}
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
 	h.routes()
@@ -200,6 +212,7 @@ func (h *Handler) routes() {
 	h.registerDeviceRoutes()
 	h.registerWebsiteRoutes()
 	h.registerFileRoutes()
+	h.registerLocalCARoutes()
 
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
