@@ -23,6 +23,7 @@ func TestLitmusAllSuites(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, litmus, env.homeURL("max"), "max", env.secrets["max"])
 	cmd.Env = append(cmd.Environ(), "TESTS=basic copymove props locks http")
+	cmd.Dir = t.TempDir() // litmus writes debug.log and child.log there
 	out, err := cmd.CombinedOutput()
 	t.Logf("litmus output:\n%s", out)
 
