@@ -222,8 +222,9 @@ func sortedNames(props map[xml.Name]webdav.Property) []xml.Name {
 
 // writeProp writes a property element with the D: prefix for DAV:, the
 // prefix X: for other namespaces, and an empty default namespace for
-// properties without one. Windows' Mini-Redirector ignores elements in a
-// default namespace, as the webdav package notes.
+// properties without one. Some versions of Windows' Mini-Redirector
+// (Windows 7) ignore elements in a default namespace, as a comment in
+// golang.org/x/net/webdav's xml.go notes.
 func writeProp(b *bytes.Buffer, n xml.Name, lang, value string) {
 	var open, closing string
 	switch n.Space {
