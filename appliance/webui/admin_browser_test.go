@@ -28,10 +28,31 @@ func TestBrowserAdminPages(t *testing.T) {
 		DNS: &control.DNSStatus{
 			Provider: "desec", Hostname: "familie-mustermann.dedyn.io",
 			IPv6: "2001:db8:1234:5678:9abc:def0:1234:5678", LastUpdate: started,
+			Records: []control.RecordStatus{
+				{Name: "familie-mustermann.dedyn.io", Type: "AAAA", Value: "2001:db8:1234:5678:9abc:def0:1234:5678", State: "published", LastUpdate: started},
+				{Name: "familie-mustermann.dedyn.io", Type: "A", State: "missing"},
+				{Name: "mail.familie-mustermann.dedyn.io", Type: "AAAA", Value: "2001:db8:1234:5678:9abc:def0:1234:5678", State: "wrong",
+					LastError: "desec: PATCH https://desec.io/api/v1/domains/familie-mustermann.dedyn.io/rrsets/: 429 Too Many Requests"},
+			},
+		},
+		Network: &control.NetworkStatus{
+			Class: control.NetworkDSLite, PublicIPv6: "2001:db8:1234:5678:9abc:def0:1234:5678", CheckedAt: started,
+			Disagreement: "fritzbox=100.64.0.1, ipify.org=198.51.100.77, icanhazip.com=198.51.100.78",
+		},
+		Ports: &control.PortsStatus{
+			Router: "upnp-igd2 192.168.178.1",
+			Ports: []control.PortStatus{
+				{Port: 443, Mapped: true, Protocol: "upnp-igd2", Expires: time.Now().Add(2 * time.Hour)},
+				{Port: 25, Reason: "port_in_use", Error: "AddPortMapping: UPnP error 718 ConflictInMappingEntry"},
+				{Port: 587, Reason: "no_public_ipv4"},
+				{Port: 993, Reason: "no_public_ipv4"},
+			},
 		},
 		Certificate: &control.CertificateStatus{
 			Names:    []string{"familie-mustermann.dedyn.io", "mail.familie-mustermann.dedyn.io"},
-			NotAfter: time.Now().Add(60 * 24 * time.Hour), LastRenewal: started,
+			NotAfter: time.Now().Add(10 * 24 * time.Hour), LastRenewal: started, ExpiryWarning: true,
+			Issuer: "R11", Challenge: "tls-alpn-01", NextAttempt: time.Now().Add(time.Hour),
+			LastError: "acme: error code 400 \"urn:ietf:params:acme:error:connection\": 198.51.100.77: Timeout during connect (likely firewall problem)",
 		},
 		Update: &control.UpdateStatus{State: control.UpdateFailed, LastCheck: started,
 			LastError: "downloading https://updates.example.org/heimwolke/stable/rpi/manifest.json: connection timed out"},
@@ -57,6 +78,11 @@ func TestBrowserAdminPages(t *testing.T) {
 	}
 	checkPhoneLayout(t, tab, "dashboard with the log open")
 	tab.shot("admin-2-dashboard-log")
+	if !tab.eval(`(document.getElementById("ports-manual").open = true)`) {
+		t.Fatal("FRITZ!Box steps are not a details element")
+	}
+	checkPhoneLayout(t, tab, "dashboard with the FRITZ!Box steps open")
+	tab.shot("admin-2b-dashboard-ports")
 
 	tab.click("reboot")
 	tab.want(env.testEnv, "reboot confirmation heading", tab.heading(), "admin.reboot.title")
@@ -139,5 +165,45 @@ func checkPhoneLayout(t *testing.T, b *tab, page string) {
 	buttons := `Array.from(document.querySelectorAll("main button")).every(e => e.textContent.trim() !== "")`
 	if !b.eval(buttons) {
 		t.Errorf("%s: a button has no text", page)
+	}
+}
+
+// TestBrowserLocalRoot checks on a phone-sized screen in headless Chromium
+// the dashboard of a box without a domain, which offers its own root
+// certificate, and the install page that the household opens without
+// logging in.
+func TestBrowserLocalRoot(t *testing.T) {
+	chromium := testpeer.Require(t, "chromium", "chromium")
+	shots := screenshotDir(t)
+	rootFile, _ := writeTestRoot(t, "")
+	env := localEnv(t, rootFile)
+
+	srv := httptest.NewServer(env.h) // listens on 127.0.0.1, a LAN address
+	t.Cleanup(srv.Close)
+	tab := newTab(t, chromium, srv.URL, shots, "de")
+	tab.open("/login")
+	tab.fill("login_name", "anna")
+	tab.fill("login_password", ownerPassword)
+	tab.click("login")
+	if status := tab.open("/admin"); status != http.StatusOK {
+		t.Fatalf("GET /admin: status %d, want 200", status)
+	}
+	if got := tab.text("download-cer"); got != "heimwolke-root.cer" {
+		t.Errorf("DER download link reads %q, want heimwolke-root.cer", got)
+	}
+	checkPhoneLayout(t, tab, "dashboard in LAN-only mode")
+	tab.shot("admin-10-dashboard-local-ca")
+
+	for _, lang := range []string{"de", "en"} {
+		visitor := newTab(t, chromium, srv.URL, shots, lang)
+		if status := visitor.open("/ca/"); status != http.StatusOK {
+			t.Fatalf("GET /ca/ in %s: status %d, want 200", lang, status)
+		}
+		visitor.want(env.testEnv, "install page heading", visitor.heading(), "admin.localca.title")
+		if !visitor.eval(`Array.from(document.querySelectorAll("details")).every(d => (d.open = true))`) {
+			t.Fatal("install steps are not details elements")
+		}
+		checkPhoneLayout(t, visitor, "install page with every step open")
+		visitor.shot("admin-11-local-ca")
 	}
 }
