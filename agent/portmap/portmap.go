@@ -40,6 +40,8 @@ const ProtocolUPnP Protocol = "upnp"
 type Reason string
 
 const (
+	// ReasonPending: the mapper has not tried the port yet.
+	ReasonPending Reason = "pending"
 	// ReasonNoService: no UPnP IGD, PCP or NAT-PMP server responded on the
 	// LAN. On a FRITZ!Box the per-device setting "Selbstständige
 	// Portfreigaben erlauben" is off, or UPnP is off altogether.
@@ -228,7 +230,7 @@ func New(cfg Config) *Mapper {
 	}
 	m.state.Ports = make([]PortState, len(cfg.Ports))
 	for i, p := range cfg.Ports {
-		m.state.Ports[i] = PortState{Port: p, Reason: ReasonNoService}
+		m.state.Ports[i] = PortState{Port: p, Reason: ReasonPending}
 	}
 	return m
 }

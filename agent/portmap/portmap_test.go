@@ -206,7 +206,7 @@ func TestRouterWithoutPublicIPv4(t *testing.T) {
 	h := netlab.NewHomeWith(t, netlab.Options{WANv4: netip.MustParseAddr("100.64.0.2")})
 	c := startChild(t, h, helperConfig{Ports: testPorts, RetryInterval: time.Minute})
 	line := c.waitFor(t, 60*time.Second, "every port not mapped", func(l helperLine) bool {
-		return allPorts(l.State, func(p PortState) bool { return p.Reason != "" && p.Reason != ReasonNoService || p.Error != "" })
+		return allPorts(l.State, func(p PortState) bool { return p.Error != "" })
 	})
 	for _, p := range line.State.Ports {
 		if p.Mapped {

@@ -17,7 +17,6 @@ func (m *Mapper) refresh(ctx context.Context) time.Duration {
 		clients, err = m.discover(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				m.log.Warn("portmap no router service", "err", err, "retry_in", m.cfg.RetryInterval)
 				m.markAll(ReasonNoService, err)
 			}
 			return m.cfg.RetryInterval
@@ -123,7 +122,9 @@ func (m *Mapper) mapPort(ctx context.Context, port uint16, clients []client) (re
 		m.log.Warn("portmap renewal failed", "port", port, "protocol", lease.client.protocol(), "reason", reason, "err", err)
 		delete(m.ports, port)
 	}
-	m.recordFailed(port, reason, err)
+	if m.recordFailed(port, reason, err) {
+		m.log.Warn("portmap mapping failed", "port", port, "reason", reason, "err", err)
+	}
 	return time.Time{}, lease != nil
 }
 
@@ -183,18 +184,16 @@ func (m *Mapper) recordMapped(port uint16, c client, got mapping, renewal bool) 
 	return renewAt
 }
 
-// recordFailed stores why port is not mapped. It logs a warning only when
-// the reason or error changed since the last attempt, so that a router
-// without port mapping does not fill the log every retry interval.
-func (m *Mapper) recordFailed(port uint16, reason Reason, err error) {
+// recordFailed stores why port is not mapped and reports whether the reason
+// or error changed since the last attempt. Callers log only changes, so that
+// a router without port mapping does not fill the log every retry interval.
+func (m *Mapper) recordFailed(port uint16, reason Reason, err error) (changed bool) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
 	}
 	m.updatePort(port, func(p *PortState) {
-		if p.Reason != reason || p.Error != msg {
-			m.log.Warn("portmap mapping failed", "port", port, "reason", reason, "err", err)
-		}
+		changed = p.Reason != reason || p.Error != msg
 		p.Mapped = false
 		p.Protocol = ""
 		p.ExternalPort = 0
@@ -202,14 +201,19 @@ func (m *Mapper) recordFailed(port uint16, reason Reason, err error) {
 		p.Reason = reason
 		p.Error = msg
 	})
+	return changed
 }
 
 // markAll records reason for every port. The mapper stops renewing mappings
 // that it still holds, so the router drops them when their leases end.
 func (m *Mapper) markAll(reason Reason, err error) {
+	changed := false
 	for _, port := range m.cfg.Ports {
 		delete(m.ports, port)
-		m.recordFailed(port, reason, err)
+		changed = m.recordFailed(port, reason, err) || changed
+	}
+	if changed {
+		m.log.Warn("portmap no port mapped", "reason", reason, "err", err, "retry_in", m.cfg.RetryInterval)
 	}
 }
 
