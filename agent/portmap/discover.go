@@ -58,13 +58,10 @@ func (m *Mapper) probe(ctx context.Context, p Protocol, gateway netip.Addr, gwEr
 	defer cancel()
 
 	switch p {
-	case ProtocolUPnP, ProtocolUPnPIGD1, ProtocolUPnPIGD2:
+	case ProtocolUPnP:
 		c, err := discoverUPnP(ctx, m.cfg.InternalV4, m.cfg.Description)
 		if err != nil {
 			return nil, err
-		}
-		if p == ProtocolUPnPIGD2 && c.proto != ProtocolUPnPIGD2 {
-			return nil, fmt.Errorf("the router at %s offers only UPnP IGD v1", c.location)
 		}
 		return c, nil
 

@@ -24,7 +24,8 @@ var DefaultPorts = []uint16{25, 80, 443, 465, 587, 993, 5222, 5223, 5269}
 // Protocol is a port mapping protocol.
 type Protocol string
 
-// The protocols, in the order the mapper tries them by default.
+// The protocols that State reports, in the order the mapper tries them by
+// default.
 const (
 	ProtocolUPnPIGD2 Protocol = "upnp-igd2"
 	ProtocolUPnPIGD1 Protocol = "upnp-igd1"
@@ -32,7 +33,7 @@ const (
 	ProtocolNATPMP   Protocol = "nat-pmp"
 )
 
-// ProtocolUPnP in Config.Protocols stands for both UPnP IGD versions.
+// ProtocolUPnP in Config.Protocols selects UPnP IGD of either version.
 const ProtocolUPnP Protocol = "upnp"
 
 // Reason is a stable code for why a port is not mapped, for the admin UI to
@@ -67,8 +68,8 @@ type Config struct {
 	// Ports are the TCP ports to map, each external port to the same
 	// internal port. Default: DefaultPorts.
 	Ports []uint16
-	// Protocols are the protocols to try, in order. ProtocolUPnP stands for
-	// both UPnP IGD versions. Default: UPnP, PCP, NAT-PMP.
+	// Protocols are the protocols to try, in order: ProtocolUPnP,
+	// ProtocolPCP and ProtocolNATPMP. Default: all three in that order.
 	Protocols []Protocol
 	// Gateway is the router's LAN address for PCP and NAT-PMP. Default: the
 	// IPv4 default gateway from /proc/net/route.
@@ -156,7 +157,7 @@ type PortState struct {
 	// Expires is when the router drops the mapping unless the mapper renews
 	// it; zero for a permanent mapping.
 	Expires time.Time `json:"expires"`
-	// Reason is why the port is not mapped, empty when it is mapped.
+	// Reason is the cause when the port is not mapped, and empty when it is.
 	Reason Reason `json:"reason,omitempty"`
 	// Error is the last error for this port, for logs and support.
 	Error string `json:"error,omitempty"`
@@ -274,7 +275,7 @@ func (m *Mapper) validate() error {
 	}
 	for _, p := range m.cfg.Protocols {
 		switch p {
-		case ProtocolUPnP, ProtocolUPnPIGD1, ProtocolUPnPIGD2, ProtocolPCP, ProtocolNATPMP:
+		case ProtocolUPnP, ProtocolPCP, ProtocolNATPMP:
 		default:
 			problems = append(problems, fmt.Errorf("portmap: unknown protocol %q in Config.Protocols: use upnp, pcp or nat-pmp", p))
 		}
@@ -282,8 +283,8 @@ func (m *Mapper) validate() error {
 	return errors.Join(problems...)
 }
 
-// ExternalIPv4 returns the router's external IPv4 address, asking it with the
-// first protocol that answers. It searches the router first if Run has not
+// ExternalIPv4 returns the router's external IPv4 address, requested with the
+// first protocol that responds. It searches the router first if Run has not
 // found it yet. The address may be private or shared (DS-Lite, carrier-grade
 // NAT), which callers check with netip.Addr.IsPrivate and IsSharedIPv4. The
 // error wraps ErrNoExternalIPv4 when the router reports no address.
@@ -308,7 +309,7 @@ func (m *Mapper) ExternalIPv4(ctx context.Context) (netip.Addr, error) {
 		problems = append(problems, err)
 	}
 
-	return netip.Addr{}, fmt.Errorf("asking the router for its external IPv4 address: %w", errors.Join(problems...))
+	return netip.Addr{}, fmt.Errorf("requesting the router's external IPv4 address: %w", errors.Join(problems...))
 }
 
 // ErrNoExternalIPv4 means that the router reports no external IPv4 address:

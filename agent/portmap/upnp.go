@@ -53,8 +53,8 @@ type upnpClient struct {
 	internal    netip.Addr
 	description string
 
-	// permanentOnly is set once the router returned error 725, because it
-	// keeps only mappings without a lease (UPnP IGD v1 routers).
+	// mu guards permanentOnly, which is set once the router returned error
+	// 725 because it keeps only mappings without a lease (UPnP IGD v1).
 	mu            sync.Mutex
 	permanentOnly bool
 }
@@ -81,6 +81,7 @@ func (c *upnpClient) externalIPv4(ctx context.Context) (netip.Addr, error) {
 // add maps the TCP port with AddPortMapping. A router that keeps only
 // permanent mappings (error 725) gets the request again with lease 0, and
 // the mapper then refreshes the mapping at its retry interval.
+// NOTE: miniupnpd accepts leases, so no test runs the error 725 path.
 func (c *upnpClient) add(ctx context.Context, port uint16, lease time.Duration) (mapping, error) {
 	c.mu.Lock()
 	if c.permanentOnly {

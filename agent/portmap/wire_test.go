@@ -184,3 +184,28 @@ func FuzzParsePCPMap(f *testing.F) {
 		}
 	})
 }
+
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	m := New(Config{Ports: []uint16{443, 0}, Protocols: []Protocol{ProtocolUPnP, "smoke-signals"}})
+	err := m.Run(t.Context())
+	if err == nil {
+		t.Fatal("Run with port 0 and an unknown protocol returned nil, want an error")
+	}
+	for _, want := range []string{"port 0", `"smoke-signals"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func TestNewStartsPending(t *testing.T) {
+	s := New(Config{}).State()
+	if len(s.Ports) != len(DefaultPorts) {
+		t.Fatalf("State().Ports has %d entries, want %d", len(s.Ports), len(DefaultPorts))
+	}
+	for i, p := range s.Ports {
+		if p.Port != DefaultPorts[i] || p.Mapped || p.Reason != ReasonPending {
+			t.Errorf("State().Ports[%d] = %+v, want port %d, not mapped, reason %q", i, p, DefaultPorts[i], ReasonPending)
+		}
+	}
+}
