@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/libdns/libdns"
@@ -31,6 +32,9 @@ import (
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/rfc2136"
 	"github.com/heimwolke/heimwolke/packages/tlsstore"
 )
+
+// localWarning is how long before its end a local certificate is flagged.
+const localWarning = 3 * 24 * time.Hour
 
 // Options configures an Engine.
 type Options struct {
@@ -427,8 +431,15 @@ func certificateStatus(states []certs.NameState) *control.CertificateStatus {
 		if cs.NextAttempt.IsZero() || (!ns.NextAttempt.IsZero() && ns.NextAttempt.Before(cs.NextAttempt)) {
 			cs.NextAttempt = ns.NextAttempt
 		}
-		cs.Local = cs.Local || ns.Certificate == certs.LocalCertificate
-		cs.ExpiryWarning = cs.ExpiryWarning || ns.ExpiryWarning
+		local := ns.Certificate == certs.LocalCertificate
+		cs.Local = cs.Local || local
+		// Local certificates live 14 days and are renewed long before
+		// they end, so they warn only in their last three days.
+		warn := ns.ExpiryWarning
+		if local && !ns.NotAfter.IsZero() {
+			warn = time.Until(ns.NotAfter) < localWarning
+		}
+		cs.ExpiryWarning = cs.ExpiryWarning || warn
 	}
 	return cs
 }

@@ -153,3 +153,19 @@ func TestUnknownProviderReported(t *testing.T) {
 		t.Fatalf("status %+v, want a DNS error that names the provider", st.DNS)
 	}
 }
+
+// TestLocalCertificateNoWarning checks that a fresh local certificate,
+// which lives only 14 days, raises no expiry warning.
+func TestLocalCertificateNoWarning(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	e.Apply(nil)
+	var st control.Status
+	waitFor(t, "a local certificate", func() bool {
+		st = control.Status{}
+		e.Fill(&st)
+		return st.Certificate != nil && !st.Certificate.NotAfter.IsZero()
+	})
+	if st.Certificate.ExpiryWarning {
+		t.Errorf("fresh local certificate until %v: ExpiryWarning = true, want false", st.Certificate.NotAfter)
+	}
+}

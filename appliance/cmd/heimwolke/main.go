@@ -74,7 +74,14 @@ func main() {
 	if *tlsDir == "" {
 		*tlsDir = filepath.Join(*dataDir, "tls")
 	}
-	uiOpts := webui.Options{AgentSocket: *agentSocket, DataDir: *dataDir, Logs: logs, SetupCodeFile: *setupCodeFile}
+	uiOpts := webui.Options{
+		AgentSocket:   *agentSocket,
+		DataDir:       *dataDir,
+		Logs:          logs,
+		SetupCodeFile: *setupCodeFile,
+		// The agent's local CA keeps its root here (agent/certs/localca).
+		LocalRootFile: filepath.Join(*tlsDir, "localca", "root.pem"),
+	}
 	addrs := listenAddrs{http: *httpAddr, https: *httpsAddr}
 	if err := run(addrs, *dataDir, *dbPath, *wwwDir, *tlsDir, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
