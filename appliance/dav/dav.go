@@ -160,6 +160,14 @@ func (q *request) serve() {
 		err = httpErrorf(http.StatusMethodNotAllowed, "method %s is not supported here", q.r.Method)
 	}
 	if err != nil {
+		if isBusy(err) {
+			// Another writer held the database for longer than the busy
+			// timeout. The change was not made, and the client may retry.
+			q.h.log.Warn("dav request failed: database busy", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+			q.w.Header().Set("Retry-After", "1")
+			http.Error(q.w, "the server is busy, retry in a second", http.StatusServiceUnavailable)
+			return
+		}
 		var he *httpError
 		if !errors.As(err, &he) {
 			q.h.internalError(q.w, q.r, "dav request failed", err)
@@ -180,6 +188,13 @@ func (q *request) serveOptions() {
 	q.w.Header().Set("Allow", allowedMethods)
 	q.w.Header().Set("Content-Length", "0")
 	q.w.WriteHeader(http.StatusOK)
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (code 5, also in its
+// extended forms), which modernc.org/sqlite reports through Code.
+func isBusy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == 5
 }
 
 // internalError logs err with the event name msg and sends a 500 without
