@@ -160,22 +160,28 @@ func (q *request) serve() {
 		err = httpErrorf(http.StatusMethodNotAllowed, "method %s is not supported here", q.r.Method)
 	}
 	if err != nil {
-		if isBusy(err) {
-			// Another writer held the database for longer than the busy
-			// timeout. The change was not made, and the client may retry.
-			q.h.log.Warn("dav request failed: database busy", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "err", err)
-			q.w.Header().Set("Retry-After", "1")
-			http.Error(q.w, "the server is busy, retry in a second", http.StatusServiceUnavailable)
-			return
-		}
-		var he *httpError
-		if !errors.As(err, &he) {
-			q.h.internalError(q.w, q.r, "dav request failed", err)
-			return
-		}
-		q.h.log.Debug("dav request rejected", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "status", he.code, "reason", he.msg)
-		writeError(q.w, err)
+		q.fail(err)
 	}
+}
+
+// fail sends err: an *httpError with its status, a busy database as 503,
+// and anything else as a logged 500.
+func (q *request) fail(err error) {
+	if isBusy(err) {
+		// Another writer held the database for longer than the busy
+		// timeout. The change was not made, and the client may retry.
+		q.h.log.Warn("dav request failed: database busy", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+		q.w.Header().Set("Retry-After", "1")
+		http.Error(q.w, "the server is busy, retry in a second", http.StatusServiceUnavailable)
+		return
+	}
+	var he *httpError
+	if !errors.As(err, &he) {
+		q.h.internalError(q.w, q.r, "dav request failed", err)
+		return
+	}
+	q.h.log.Debug("dav request rejected", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "status", he.code, "reason", he.msg)
+	writeError(q.w, err)
 }
 
 const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR"
