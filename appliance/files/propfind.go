@@ -178,7 +178,10 @@ func (fsys *rootFS) writeResponse(bw *bufio.Writer, prefix string, e propfindEnt
 
 	allprop := names == nil
 	if allprop {
-		names = append(slices.Clone(allpropNames), sortedNames(e.dead)...)
+		names = allpropNames
+		if len(e.dead) > 0 {
+			names = append(slices.Clone(allpropNames), sortedNames(e.dead)...)
+		}
 	}
 	var found, missing bytes.Buffer
 	for _, n := range names {
