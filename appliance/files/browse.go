@@ -60,7 +60,9 @@ func (h *Handler) folderByKey(key string) (folder, error) {
 	return folder{}, webui.ErrShareNotFound
 }
 
-// openFolder opens f's root for one call. The caller calls close.
+// openFolder opens f's root for one request, creating the folder if it is
+// missing. The root is opened anew each time, because publishing the
+// website swaps its folder for a new one. The caller calls close.
 func (h *Handler) openFolder(f folder) (fsys *rootFS, close func(), err error) {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("creating folder %s: %w", f.key, err)

@@ -256,86 +256,66 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveFolder(w, r, f, urlPath, xmlBody)
 }
 
-// serveFolder opens the folder's root and hands the request to the webdav
-// package.
+// serveFolder opens the folder's root and serves the request on it.
 func (h *Handler) serveFolder(w http.ResponseWriter, r *http.Request, f folder, urlPath string, xmlBody []byte) {
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
-		h.log.Error("creating folder", "folder", f.key, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	// The root is opened for each request, because publishing the
-	// website swaps its folder for a new one.
-	root, err := os.OpenRoot(f.dir)
+	fsys, closeRoot, err := h.openFolder(f)
 	if err != nil {
 		h.log.Error("opening folder", "folder", f.key, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	defer root.Close()
-
-	st := h.state(f)
-	req := &requestState{}
-	fs := &rootFS{
-		root:  root,
-		dir:   f.dir,
-		key:   f.key,
-		props: h.props.forRequest(f.key),
-		usage: st.usage,
-		quota: f.quota,
-		req:   req,
-
-		wantQuota: r.Method == "PROPFIND" && namesQuota(xmlBody),
-		wantLocks: r.Method == "PROPFIND" && bytes.Contains(xmlBody, []byte("lockdiscovery")),
-		locks:     st.locks,
-		prefix:    f.prefix,
-	}
+	defer closeRoot()
 	if r.Method == "PROPFIND" {
-		fs.statCache = make(map[string]fileInfo)
+		fsys.wantQuota = namesQuota(xmlBody)
+		fsys.wantLocks = bytes.Contains(xmlBody, []byte("lockdiscovery"))
+		fsys.statCache = make(map[string]fileInfo)
 	}
-
 	if bw, ok := r.Body.(*bodyWatcher); ok {
-		bw.state = req
-	}
-	if r.Method == "PUT" && fs.exceedsQuota(relPath(strings.TrimPrefix(urlPath, f.prefix)), r.ContentLength) {
-		http.Error(w, errQuotaExceeded.Error(), http.StatusInsufficientStorage)
-		return
+		bw.state = fsys.req
 	}
 
-	r.URL.Path = urlPath
-	r.URL.RawPath = ""
-	name := strings.TrimPrefix(urlPath, f.prefix)
+	r.URL.Path, r.URL.RawPath = urlPath, ""
+	h.dispatch(w, r, fsys, f, strings.TrimPrefix(urlPath, f.prefix), xmlBody)
+}
+
+// dispatch serves LOCK, UNLOCK, GET, HEAD and the common PROPFIND requests
+// itself, checks the If header, and leaves the rest to the webdav package.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, fsys *rootFS, f folder, name string, xmlBody []byte) {
 	switch r.Method {
 	case "LOCK":
-		h.serveLock(w, r, fs, st.locks, f, name)
+		h.serveLock(w, r, fsys, fsys.locks, f, name)
 		return
 	case "UNLOCK":
-		h.serveUnlock(w, r, st.locks, name)
+		h.serveUnlock(w, r, fsys.locks, name)
 		return
-	case "OPTIONS":
-	default:
-		if status, err := applyIf(r, fs, st.locks, f, name); err != nil {
+	case "PUT":
+		if fsys.exceedsQuota(relPath(name), r.ContentLength) {
+			http.Error(w, errQuotaExceeded.Error(), http.StatusInsufficientStorage)
+			return
+		}
+	}
+	if r.Method != "OPTIONS" {
+		if status, err := applyIf(r, fsys, fsys.locks, f, name); err != nil {
 			writeCheckError(w, status, err)
 			return
 		}
 	}
-	if r.Method == "GET" || r.Method == "HEAD" {
-		h.serveContent(w, r, fs, name)
-		return
+
+	switch {
+	case r.Method == "GET" || r.Method == "HEAD":
+		h.serveContent(w, r, fsys, name)
+	case r.Method == "PROPFIND" && h.servePropfindFast(w, r, fsys, f, name, xmlBody):
+	default:
+		dav := &webdav.Handler{
+			Prefix:     f.prefix,
+			FileSystem: fsys,
+			LockSystem: fsys.locks,
+			Logger: func(r *http.Request, err error) {
+				h.logResult(r, f, fsys.req, err)
+			},
+		}
+		dav.ServeHTTP(&statusRewriter{ResponseWriter: w, req: fsys.req}, r)
 	}
-	if r.Method == "PROPFIND" && h.servePropfindFast(w, r, fs, f, name, xmlBody) {
-		return
-	}
-	rw := &statusRewriter{ResponseWriter: w, req: req}
-	dav := &webdav.Handler{
-		Prefix:     f.prefix,
-		FileSystem: fs,
-		LockSystem: st.locks,
-		Logger: func(r *http.Request, err error) {
-			h.logResult(r, f, req, err)
-		},
-	}
-	dav.ServeHTTP(rw, r)
 }
 
 // logResult logs the errors that the webdav package met: at Error when the
