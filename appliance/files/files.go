@@ -100,7 +100,7 @@ type Handler struct {
 	maxXMLBytes int64
 	log         *slog.Logger
 	props       *propStore
-	shares      *ShareStore
+	shares      *shareStore
 
 	// mu guards roots, which keeps one lock system and one usage counter
 	// per folder across requests.
@@ -148,7 +148,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 		maxXMLBytes: opts.MaxXMLBytes,
 		log:         opts.Logger,
 		props:       &propStore{db: opts.DB},
-		shares:      &ShareStore{db: opts.DB, now: opts.Now, argonMemoryKiB: opts.SharePasswordMemoryKiB},
+		shares:      &shareStore{db: opts.DB, now: opts.Now, argonMemoryKiB: opts.SharePasswordMemoryKiB},
 		roots:       make(map[string]*rootState),
 		quotaHome:   opts.QuotaBytes,
 		quotaShared: opts.SharedQuotaBytes,

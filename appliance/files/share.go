@@ -22,10 +22,10 @@ import (
 	"github.com/heimwolke/heimwolke/packages/accounts"
 )
 
-// ShareStore keeps the share links: public URLs for a file or folder,
+// shareStore keeps the share links: public URLs for a file or folder,
 // optionally with a password and an expiry. Only the SHA-256 of a link's
 // token is stored, so a copy of the database opens no link.
-type ShareStore struct {
+type shareStore struct {
 	db  *sql.DB
 	now func() time.Time
 
@@ -54,7 +54,7 @@ func tokenHash(token string) []byte {
 }
 
 // hashSharePassword returns the PHC string of an argon2id hash.
-func (s *ShareStore) hashSharePassword(password string) string {
+func (s *shareStore) hashSharePassword(password string) string {
 	var salt [16]byte
 	rand.Read(salt[:])
 	key := argon2.IDKey([]byte(password), salt[:], argonTime, s.argonMemoryKiB, argonThreads, argonKeyLen)
