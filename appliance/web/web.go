@@ -83,7 +83,7 @@ func New(opts Options) *Handler {
 // complete. Each covers itself and the paths below it, so "/admin" and
 // "/admin/people" are the interface's, "/administration.html" the
 // website's.
-var uiPrefixes = []string{"/setup", "/login", "/logout", "/account", "/admin", "/static", "/ca", "/healthz"}
+var uiPrefixes = []string{"/setup", "/login", "/logout", "/account", "/admin", "/static", "/ca", "/files", "/s", "/healthz"}
 
 // isUIPath reports whether path is one of uiPrefixes or below one.
 func isUIPath(path string) bool {

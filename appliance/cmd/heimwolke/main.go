@@ -114,7 +114,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 	}
 	uiOpts.Website = site
 
-	ui, setupComplete, closeStores, err := openUI(ctx, dbPath, uiOpts, log)
+	ui, setupComplete, svc, closeStores, err := openUI(ctx, dbPath, dataDir, wwwDir, uiOpts, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 
 	servers := []*http.Server{srv}
 	if addrs.https != "" {
-		tlsSrv := newHTTPSServer(addrs.https, handler, certs, log)
+		tlsSrv := newHTTPSServer(addrs.https, svc.httpsHandler(handler), certs, log)
 		tlsLn, err := net.Listen("tcp", addrs.https)
 		if err != nil {
 			return fmt.Errorf("listening for HTTPS on %q: %w", addrs.https, err)
@@ -228,21 +228,30 @@ func (p *publicCertificate) available() bool {
 // with uiOpts, the function that reports whether the setup is complete, and
 // the function that closes the database. One login throttle serves the
 // accounts and the interface, so both count the same addresses as LAN.
-func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.Logger) (http.Handler, func() bool, func(), error) {
+func openUI(ctx context.Context, dbPath, dataDir, wwwDir string, uiOpts webui.Options, log *slog.Logger) (http.Handler, func() bool, *services, func(), error) {
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
-		return nil, nil, nil, fmt.Errorf("creating database folder: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("creating database folder: %w", err)
 	}
 	limiter := authlimit.New(authlimit.Config{})
 	store, err := accounts.Open(ctx, dbPath, accounts.Options{Logger: log, Limiter: limiter})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("opening database: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("opening database: %w", err)
 	}
 	setup, err := webui.OpenSetupState(ctx, dbPath)
 	if err != nil {
 		store.Close()
-		return nil, nil, nil, fmt.Errorf("opening database: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("opening database: %w", err)
+	}
+	svc, err := openServices(ctx, dbPath, dataDir, wwwDir, store, log)
+	if err != nil {
+		setup.Close()
+		store.Close()
+		return nil, nil, nil, nil, err
 	}
 	closeStores := func() {
+		if err := svc.Close(); err != nil {
+			log.Error("closing services database", "err", err)
+		}
 		if err := setup.Close(); err != nil {
 			log.Error("closing setup state", "err", err)
 		}
@@ -250,6 +259,7 @@ func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.
 			log.Error("closing accounts database", "err", err)
 		}
 	}
+	uiOpts.Files = svc.files
 
 	uiOpts.Accounts = store
 	uiOpts.Setup = setup
@@ -259,8 +269,8 @@ func openUI(ctx context.Context, dbPath string, uiOpts webui.Options, log *slog.
 	ui, err := webui.New(uiOpts)
 	if err != nil {
 		closeStores()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	log.Info("database open", "path", dbPath, "setup_complete", setup.Complete())
-	return ui, setup.Complete, closeStores, nil
+	return ui, setup.Complete, svc, closeStores, nil
 }

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
+	"github.com/heimwolke/heimwolke/packages/tlsstore"
+)
+
+// freeAddr returns a loopback address with a port that is free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// writeTestCertificate puts a self-signed certificate for localhost into
+// the TLS store at dir and returns its PEM file for curl's --cacert.
+func writeTestCertificate(t *testing.T, dir string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	store, err := tlsstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WriteCertificate("local", certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetDefault("local"); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile
+}
+
+// TestServicesOnHTTPS builds heimwolke, starts it on loopback ports with a
+// member and an app password in its database, and checks with curl that
+// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth.
+func TestServicesOnHTTPS(t *testing.T) {
+	curl := testpeer.Require(t, "curl", "curl")
+	ctx := context.Background()
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store, err := accounts.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), accounts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := store.CreateOwner(ctx, accounts.NewUser{Name: "anna", Language: accounts.LanguageGerman, Password: "Kastanienbaum-2026"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "laptop", accounts.ScopeDAV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	caFile := writeTestCertificate(t, filepath.Join(dataDir, "tls"))
+
+	bin := filepath.Join(dir, "heimwolke")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	httpsAddr := freeAddr(t)
+	cmd := exec.Command(bin, "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
+		"--agent-socket", filepath.Join(dir, "no-agent.sock"))
+	logs := &testpeer.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("heimwolke's log:\n%s", logs.String())
+		}
+	})
+
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	base := "https://localhost:" + port
+	request := func(user string, args ...string) string {
+		t.Helper()
+		argv := []string{"-sS", "--cacert", caFile, "--resolve", "localhost:" + port + ":127.0.0.1",
+			"-o", "/dev/null", "-w", "%{http_code}"}
+		if user != "" {
+			argv = append(argv, "-u", user)
+		}
+		out, err := exec.Command(curl, append(argv, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", httpsAddr)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("heimwolke does not listen on %s after 30 s", httpsAddr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	login := "anna:" + secret
+	body := filepath.Join(dir, "hello.txt")
+	if err := os.WriteFile(body, []byte("Grüße aus der Heimwolke\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, user string
+		args       []string
+		want       string
+	}{
+		{"files without login", "", []string{"-X", "PROPFIND", "-H", "Depth: 0", base + "/dav/files/anna/"}, "401"},
+		{"files with a wrong password", "anna:wrong", []string{"-X", "PROPFIND", "-H", "Depth: 0", base + "/dav/files/anna/"}, "401"},
+		{"files folder", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/files/anna/"}, "207"},
+		{"file upload", login, []string{"-T", body, base + "/dav/files/anna/hello.txt"}, "201"},
+		{"file download", login, []string{base + "/dav/files/anna/hello.txt"}, "200"},
+		{"shared folder", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/shared/"}, "207"},
+		{"calendar home", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/calendars/anna/"}, "207"},
+		{"address book home", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/addressbooks/anna/"}, "207"},
+		{"caldav discovery", login, []string{base + "/.well-known/caldav"}, "301"},
+		{"web interface", "", []string{base + "/healthz"}, "200"},
+	} {
+		if got := request(c.user, c.args...); got != c.want {
+			t.Errorf("%s: status %s, want %s", c.name, got, c.want)
+		}
+	}
+}

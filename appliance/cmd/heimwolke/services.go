@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/heimwolke/heimwolke/appliance/dav"
+	"github.com/heimwolke/heimwolke/appliance/files"
+	"github.com/heimwolke/heimwolke/appliance/webui"
+	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
+)
+
+// services are the protocols that heimwolke serves on HTTPS besides the
+// web interface: WebDAV file storage, CalDAV and CardDAV.
+type services struct {
+	db    *sql.DB
+	files *files.Handler
+	dav   *dav.Handler
+	auth  func(protocol string, h http.Handler) http.Handler
+}
+
+// openServices opens the DAV services on the database at dbPath. Files live
+// in the files folder of dataDir; the owner's Website folder is wwwDir.
+func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *accounts.Store, log *slog.Logger) (*services, error) {
+	db, err := sqlitedb.Open(ctx, dbPath, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("opening database for the services: %w", err)
+	}
+	fh, err := files.New(ctx, files.Options{
+		DataDir:    filepath.Join(dataDir, "files"),
+		WebsiteDir: wwwDir,
+		DB:         db,
+		Logger:     log,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	dh, err := dav.New(ctx, dav.Options{DB: db, Logger: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &services{
+		db:    db,
+		files: fh,
+		dav:   dh,
+		auth: func(protocol string, h http.Handler) http.Handler {
+			return webui.BasicAuth(webui.BasicAuthOptions{Accounts: accts, Scope: accounts.ScopeDAV, Protocol: protocol, Logger: log}, h)
+		},
+	}, nil
+}
+
+func (s *services) Close() error {
+	return s.db.Close()
+}
+
+// httpsHandler routes the DAV paths to the services, behind HTTP Basic
+// auth with app passwords, and every other path to front. DAV is served on
+// HTTPS only, because Basic auth sends the password with every request.
+func (s *services) httpsHandler(front http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	fileDAV := s.auth("webdav", s.files)
+	for _, prefix := range []string{files.HomePrefix, files.SharedPrefix, files.WebsitePrefix} {
+		mux.Handle(prefix, fileDAV)
+	}
+	calDAV := s.auth("dav", s.dav)
+	mux.Handle(dav.Prefix, calDAV)
+	mux.Handle("/.well-known/caldav", calDAV)
+	mux.Handle("/.well-known/carddav", calDAV)
+	mux.Handle("/", front)
+	// The mux would clean paths and redirect requests with "." or ".."
+	// segments; the DAV handlers reject those themselves with a clear
+	// status, so only the route is taken from the mux.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _ := mux.Handler(routeOnly(r))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// routeOnly returns a copy of r whose path is good enough to pick a route,
+// without the dot segments that would make the mux redirect.
+func routeOnly(r *http.Request) *http.Request {
+	c := r.Clone(r.Context())
+	c.URL.Path = filepath.ToSlash(filepath.Clean("/" + r.URL.Path))
+	if len(r.URL.Path) > 1 && r.URL.Path[len(r.URL.Path)-1] == '/' && c.URL.Path != "/" {
+		c.URL.Path += "/"
+	}
+	return c
+}
