@@ -64,7 +64,7 @@ func (c *natpmpClient) protocol() Protocol { return ProtocolNATPMP }
 // externalIPv4 requests the router's external address (RFC 6886 section
 // 3.2).
 func (c *natpmpClient) externalIPv4(ctx context.Context) (netip.Addr, error) {
-	resp, err := exchange(ctx, c.gateway, []byte{0, natpmpOpExternalAddress}, c.retries, natpmpAccept(natpmpOpExternalAddress))
+	resp, err := exchange(ctx, netip.Addr{}, c.gateway, []byte{0, natpmpOpExternalAddress}, c.retries, natpmpAccept(natpmpOpExternalAddress))
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -109,7 +109,7 @@ func (c *natpmpClient) mapTCP(ctx context.Context, port uint16, lifetime time.Du
 	}
 	binary.BigEndian.PutUint32(req[8:], uint32(lifetime/time.Second))
 
-	resp, err := exchange(ctx, c.gateway, req, c.retries, natpmpAccept(natpmpOpMapTCP))
+	resp, err := exchange(ctx, netip.Addr{}, c.gateway, req, c.retries, natpmpAccept(natpmpOpMapTCP))
 	if err != nil {
 		return natpmpMapping{}, err
 	}
@@ -162,8 +162,15 @@ var errNoResponse = errors.New("no response from the gateway on UDP port 5351")
 // wait, as RFC 6886 section 3.1 and RFC 6887 section 8.1.1 describe. But it
 // sends only retries requests instead of the RFCs' 9 (about a minute), so
 // that a router without the protocol costs a few seconds.
-func exchange(ctx context.Context, gateway netip.Addr, req []byte, retries int, accept func([]byte) bool) ([]byte, error) {
+//
+// A valid local is the source address to send from, because a PCP server
+// rejects a request whose source differs from the client address inside it
+// (RFC 6887 section 8.3).
+func exchange(ctx context.Context, local, gateway netip.Addr, req []byte, retries int, accept func([]byte) bool) ([]byte, error) {
 	var d net.Dialer
+	if local.IsValid() {
+		d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
 	conn, err := d.DialContext(ctx, "udp", netip.AddrPortFrom(gateway, natpmpPort).String())
 	if err != nil {
 		return nil, fmt.Errorf("opening UDP socket to %s: %w", gateway, err)

@@ -121,7 +121,7 @@ func (c *pcpClient) announce(ctx context.Context) error {
 	accept := func(b []byte) bool {
 		return len(b) >= 4 && b[1] == pcpOpAnnounce|pcpResponseBit
 	}
-	resp, err := exchange(ctx, c.gateway, req, c.retries, accept)
+	resp, err := exchange(ctx, c.client, c.gateway, req, c.retries, accept)
 	if err != nil {
 		return err
 	}
@@ -132,6 +132,45 @@ func (c *pcpClient) announce(ctx context.Context) error {
 		return fmt.Errorf("PCP response has version %d, want %d", resp[0], pcpVersion)
 	}
 	return nil
+}
+
+// addPinhole opens the IPv6 firewall for the TCP port of c.client, which
+// must be addr. The port is the pinhole's id.
+func (c *pcpClient) addPinhole(ctx context.Context, addr netip.Addr, port uint16, lease time.Duration) (uint16, error) {
+	if addr != c.client {
+		return 0, fmt.Errorf("PCP pinhole for %s requested from the client for %s", addr, c.client)
+	}
+	m, err := c.mapTCP(ctx, port, lease)
+	if err != nil {
+		return 0, fmt.Errorf("PCP MAP for [%s]:%d at %s: %w", addr, port, c.gateway, err)
+	}
+	if m.externalPort != port {
+		c.mapTCP(ctx, port, 0)
+		return 0, fmt.Errorf("PCP MAP for [%s]:%d at %s: %w (%d)", addr, port, c.gateway, errOtherPort, m.externalPort)
+	}
+	return port, nil
+}
+
+func (c *pcpClient) updatePinhole(ctx context.Context, port uint16, lease time.Duration) error {
+	_, err := c.addPinhole(ctx, c.client, port, lease)
+	return err
+}
+
+// deletePinhole deletes the pinhole. When the router rejects the deletion,
+// which miniupnpd 2.3.1 with nftables does for every IPv6 pinhole, it renews
+// the pinhole for one second instead, so that the router drops it after its
+// minimum lifetime.
+func (c *pcpClient) deletePinhole(ctx context.Context, port uint16) error {
+	_, err := c.mapTCP(ctx, port, 0)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pcpNotAuthorized) {
+		if m, shortErr := c.mapTCP(ctx, port, time.Second); shortErr == nil {
+			return fmt.Errorf("PCP MAP deleting [%s]:%d at %s: %w; lease shortened to %v instead", c.client, port, c.gateway, err, m.lifetime)
+		}
+	}
+	return fmt.Errorf("PCP MAP deleting [%s]:%d at %s: %w", c.client, port, c.gateway, err)
 }
 
 // mapTCP sends a MAP request for the TCP port, external and internal port
@@ -147,7 +186,7 @@ func (c *pcpClient) mapTCP(ctx context.Context, port uint16, lifetime time.Durat
 		return len(b) >= pcpHeaderSize+pcpMapPayloadSize && bytes.Equal(b[pcpHeaderSize:pcpHeaderSize+12], nonce[:]) ||
 			len(b) >= 4 && b[3] == byte(pcpUnsuppVersion) // carries no payload
 	}
-	resp, err := exchange(ctx, c.gateway, req, c.retries, accept)
+	resp, err := exchange(ctx, c.client, c.gateway, req, c.retries, accept)
 	if err != nil {
 		return pcpMapping{}, err
 	}
@@ -166,8 +205,8 @@ func (c *pcpClient) mapTCP(ctx context.Context, port uint16, lifetime time.Durat
 
 // buildPCPMap returns a MAP request: the common header (RFC 6887 section
 // 7.1) and the MAP payload (section 11.1), asking for the same external port
-// on any external IPv4 address (the IPv4-mapped ::ffff:0.0.0.0, section
-// 11.1).
+// on any external address: the IPv4-mapped ::ffff:0.0.0.0 for an IPv4
+// client, and :: for an IPv6 one (section 11.1).
 func buildPCPMap(client netip.Addr, nonce [12]byte, port uint16, lifetime time.Duration) []byte {
 	b := make([]byte, pcpHeaderSize+pcpMapPayloadSize)
 	b[0] = pcpVersion
@@ -181,8 +220,10 @@ func buildPCPMap(client netip.Addr, nonce [12]byte, port uint16, lifetime time.D
 	p[12] = pcpProtocolTCP
 	binary.BigEndian.PutUint16(p[16:], port)
 	binary.BigEndian.PutUint16(p[18:], port)
-	anyV4 := netip.AddrFrom4([4]byte{}).As16()
-	copy(p[20:36], anyV4[:])
+	if client.Is4() {
+		anyV4 := netip.AddrFrom4([4]byte{}).As16()
+		copy(p[20:36], anyV4[:])
+	}
 	return b
 }
 

@@ -10,14 +10,21 @@ import (
 // allows for a pinhole: 86400 seconds.
 const maxPinholeLease = 24 * time.Hour
 
+// firewall opens IPv6 pinholes on the router: UPnP's WANIPv6FirewallControl
+// or PCP's MAP for an IPv6 address.
+type firewall interface {
+	protocol() Protocol
+	// addPinhole opens the TCP port of addr from any remote host and
+	// returns an id for updatePinhole and deletePinhole.
+	addPinhole(ctx context.Context, addr netip.Addr, port uint16, lease time.Duration) (uint16, error)
+	updatePinhole(ctx context.Context, id uint16, lease time.Duration) error
+	deletePinhole(ctx context.Context, id uint16) error
+}
+
 // refreshPinholes opens or renews the IPv6 pinholes that are due and returns
 // when the next one is due, or the zero time when there is none to keep.
 func (m *Mapper) refreshPinholes(ctx context.Context) time.Time {
 	if m.cfg.NoIPv6 {
-		return time.Time{}
-	}
-	firewall := m.firewallClient()
-	if firewall == nil {
 		return time.Time{}
 	}
 	addr, err := m.internalV6()
@@ -30,7 +37,10 @@ func (m *Mapper) refreshPinholes(ctx context.Context) time.Time {
 		m.log.Debug("portmap no IPv6 pinholes", "err", err)
 		return time.Time{}
 	}
-	firewall.useIPv6ForFirewall(gateway, addr)
+	firewall := m.firewallFor(gateway, addr)
+	if firewall == nil {
+		return time.Time{}
+	}
 
 	lease := min(m.cfg.Lease, maxPinholeLease)
 	var next time.Time
@@ -52,7 +62,7 @@ func (m *Mapper) refreshPinholes(ctx context.Context) time.Time {
 
 // keepPinhole renews hole, or opens a new pinhole when there is none or the
 // renewal failed. It returns when to renew, or the zero time on failure.
-func (m *Mapper) keepPinhole(ctx context.Context, firewall *upnpClient, port uint16, addr netip.Addr, hole *pinhole, lease time.Duration) time.Time {
+func (m *Mapper) keepPinhole(ctx context.Context, firewall firewall, port uint16, addr netip.Addr, hole *pinhole, lease time.Duration) time.Time {
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
 
@@ -79,13 +89,14 @@ func (m *Mapper) keepPinhole(ctx context.Context, firewall *upnpClient, port uin
 		}
 		hole = &pinhole{client: firewall, id: id, addr: addr}
 		m.holes[port] = hole
-		m.log.Info("portmap pinhole opened", "port", port, "address", addr, "id", id, "lease", lease)
+		m.log.Info("portmap pinhole opened", "port", port, "address", addr, "protocol", firewall.protocol(), "id", id, "lease", lease)
 	}
 
 	now := time.Now()
 	hole.renewAt = now.Add(lease / 2)
 	m.updatePort(port, func(p *PortState) {
 		p.Pinhole = true
+		p.PinholeProtocol = hole.client.protocol()
 		p.PinholeExpires = now.Add(lease)
 		p.PinholeError = ""
 	})
@@ -119,12 +130,23 @@ func (m *Mapper) removePinhole(ctx context.Context, port uint16, hole *pinhole) 
 	})
 }
 
-// firewallClient returns the UPnP client whose device offers
-// WANIPv6FirewallControl, or nil.
-func (m *Mapper) firewallClient() *upnpClient {
+// firewallFor returns the first way the router offers to open pinholes for
+// addr, in Config.Protocols order, or nil. UPnP needs WANIPv6FirewallControl;
+// PCP takes the same MAP request as for IPv4, sent from and for addr to the
+// IPv6 gateway (RFC 6887 section 11).
+func (m *Mapper) firewallFor(gateway, addr netip.Addr) firewall {
 	for _, c := range m.currentClients() {
-		if u, ok := c.(*upnpClient); ok && u.firewall != nil {
-			return u
+		switch c := c.(type) {
+		case *upnpClient:
+			if c.firewall != nil {
+				c.useIPv6ForFirewall(gateway, addr)
+				return c
+			}
+		case *pcpClient:
+			if m.pcp6 == nil || m.pcp6.gateway != gateway || m.pcp6.client != addr {
+				m.pcp6 = &pcpClient{gateway: gateway, client: addr, retries: m.cfg.Retries, nonces: make(map[uint16][12]byte)}
+			}
+			return m.pcp6
 		}
 	}
 	return nil

@@ -165,6 +165,8 @@ type PortState struct {
 	// Pinhole reports whether the router's IPv6 firewall is open for the
 	// port on InternalV6.
 	Pinhole bool `json:"pinhole"`
+	// PinholeProtocol is the protocol that opened the pinhole.
+	PinholeProtocol Protocol `json:"pinhole_protocol,omitempty"`
 	// PinholeExpires is when the pinhole's lease ends.
 	PinholeExpires time.Time `json:"pinhole_expires"`
 	// PinholeError is the last error of the pinhole.
@@ -203,6 +205,9 @@ type Mapper struct {
 	// ports and holes are only used by Run's goroutine.
 	ports map[uint16]*portLease
 	holes map[uint16]*pinhole
+	// pcp6 is the PCP client for IPv6 pinholes, made for the current
+	// IPv6 gateway and box address.
+	pcp6 *pcpClient
 }
 
 // portLease is the mapper's record of a mapped port.
@@ -213,7 +218,7 @@ type portLease struct {
 
 // pinhole is the mapper's record of an open IPv6 pinhole.
 type pinhole struct {
-	client  *upnpClient
+	client  firewall
 	id      uint16
 	addr    netip.Addr
 	renewAt time.Time
