@@ -401,7 +401,7 @@ namespace inbox {
 # Debian's default high-security mode: one imap-login process per TLS
 # connection, which stays to proxy it, and one imap process per session.
 service imap-login {
-  process_limit = 10000
+  process_limit = 1000
   inet_listener imap {
     port = 0
   }
@@ -412,7 +412,7 @@ service imap-login {
   }
 }
 service imap {
-  process_limit = 10000
+  process_limit = 1000
 }
 `, dir, port, tlsFiles.cert, tlsFiles.key)
 	configFile := filepath.Join(dir, "dovecot.conf")

@@ -36,7 +36,7 @@ type testEnv struct {
 	password string // an app password with the mail scope
 }
 
-func newTestEnv(t *testing.T, opts Options) *testEnv {
+func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	env := &testEnv{dir: t.TempDir(), user: "anna"}
@@ -94,7 +94,7 @@ func newTestEnv(t *testing.T, opts Options) *testEnv {
 
 // testCertificates makes a CA and a server certificate for localhost and
 // 127.0.0.1 signed by it.
-func testCertificates(t *testing.T) (*tls.Config, []byte, *x509.CertPool) {
+func testCertificates(t testing.TB) (*tls.Config, []byte, *x509.CertPool) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

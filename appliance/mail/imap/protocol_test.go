@@ -165,6 +165,9 @@ func TestAppendSearchFetchMove(t *testing.T) {
 		testMessage("Rechnung", "Betrag 12 Euro"),
 		"From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.org>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\r\nHallo\r\n",
 		testMessage("Einladung", "Feier am Samstag"),
+		// A folded Subject field (RFC 5322 section 2.2.3) whose line break
+		// sits inside the searched words.
+		"From: a@example.org\r\nSubject: Treffen im\r\n Vereinsheim\r\n\r\nText\r\n",
 	}
 	for i, m := range msgs {
 		_, status := c.run(fmt.Sprintf("APPEND INBOX (\\Seen) {%d+}\r\n%s", len(m), m))
@@ -173,8 +176,8 @@ func TestAppendSearchFetchMove(t *testing.T) {
 		}
 	}
 	lines := c.mustOK("SELECT INBOX")
-	if !containsLine(lines, "* 3 EXISTS") {
-		t.Errorf("SELECT = %q, want 3 EXISTS", lines)
+	if !containsLine(lines, "* 4 EXISTS") {
+		t.Errorf("SELECT = %q, want 4 EXISTS", lines)
 	}
 
 	cases := []struct{ search, want string }{
@@ -183,9 +186,11 @@ func TestAppendSearchFetchMove(t *testing.T) {
 		{`SEARCH CHARSET UTF-8 SUBJECT "grüße"`, "* SEARCH 2"},
 		{`SEARCH BODY samstag`, "* SEARCH 3"},
 		{`SEARCH OR SUBJECT rechnung SUBJECT einladung`, "* SEARCH 1 3"},
-		{`SEARCH NOT SUBJECT rechnung SEEN`, "* SEARCH 2 3"},
-		{`UID SEARCH UID 2:*`, "* SEARCH 2 3"},
-		{`SEARCH RETURN (COUNT MIN MAX) ALL`, `* ESEARCH (TAG "a%d") MIN 1 MAX 3 COUNT 3`},
+		{`SEARCH NOT SUBJECT rechnung SEEN`, "* SEARCH 2 3 4"},
+		{`UID SEARCH UID 2:*`, "* SEARCH 2 3 4"},
+		{`SEARCH SUBJECT "im Vereinsheim"`, "* SEARCH 4"},
+		{`SEARCH SUBJECT vereinsheim`, "* SEARCH 4"},
+		{`SEARCH RETURN (COUNT MIN MAX) ALL`, `* ESEARCH (TAG "a%d") MIN 1 MAX 4 COUNT 4`},
 	}
 	for _, tc := range cases {
 		lines := c.mustOK(tc.search)
@@ -219,7 +224,7 @@ func TestAppendSearchFetchMove(t *testing.T) {
 	}
 
 	c.mustOK(`STORE 1 +FLAGS (\Deleted)`)
-	lines = c.mustOK(`UID EXPUNGE 3`)
+	lines = c.mustOK(`UID EXPUNGE 3:4`)
 	if len(lines) != 0 {
 		t.Errorf("UID EXPUNGE of a message without \\Deleted = %q, want nothing expunged", lines)
 	}

@@ -3,15 +3,14 @@ package imap
 import (
 	"bufio"
 	"bytes"
-	"mime"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/heimwolke/heimwolke/appliance/mail/store"
@@ -36,7 +35,8 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		seqSet imap.SeqSet
 		uidSet imap.UIDSet
 	)
-	err := sess.srv.opts.Store.EachMessage(sess.ctx(), sel.mailbox.ID, uidRanges(all), needHeader && !needBody, func(m *store.Message) error {
+	prefilter := headerPrefilter(criteria)
+	err := sess.srv.opts.Store.EachMessageFiltered(sess.ctx(), sel.mailbox.ID, uidRanges(all), needHeader && !needBody, prefilter, func(m *store.Message) error {
 		t, ok := findTarget(all, m.UID)
 		if !ok {
 			return nil
@@ -78,6 +78,29 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		data.All = seqSet
 	}
 	return &data, nil
+}
+
+// headerPrefilter returns the strings that the store's search column of
+// every matching message contains: the values of the top-level keys on the
+// store's SearchFields. The top level of criteria is an AND, while keys
+// inside OR and NOT cannot narrow the scan.
+func headerPrefilter(c *imap.SearchCriteria) []string {
+	var out []string
+	for _, f := range c.Header {
+		if f.Value != "" && slices.ContainsFunc(store.SearchFields, func(k string) bool { return strings.EqualFold(k, f.Key) }) {
+			out = append(out, strings.ToLower(f.Value))
+		}
+	}
+	return out
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // criteriaNeeds reports whether matching needs header sections or whole
@@ -255,16 +278,13 @@ func matchFlags(c *imap.SearchCriteria, flags []string) bool {
 	return true
 }
 
-var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
-
 // matchHeaderField reports whether a field named key contains value,
 // case-insensitively, after RFC 2047 decoding. An empty value matches any
 // message with the field (RFC 9051 section 6.4.4, HEADER).
 func matchHeaderField(m *candidate, key, value string) bool {
 	needle := strings.ToLower(value)
-	if needle != "" && !containsFold(m.header, needle) && !bytes.Contains(m.header, []byte("=?")) {
-		// Most headers lack the needle entirely, so the parsing is
-		// skipped unless encoded words could hide it.
+	if needle != "" && !headerMayContain(m.header, needle) {
+		// Most headers lack the needle entirely, so they are not parsed.
 		return false
 	}
 	fields := m.fields()
@@ -272,15 +292,26 @@ func matchHeaderField(m *candidate, key, value string) bool {
 		if needle == "" {
 			return true
 		}
-		decoded, err := wordDecoder.DecodeHeader(raw)
-		if err != nil {
-			decoded = raw
-		}
-		if strings.Contains(strings.ToLower(decoded), needle) {
+		if strings.Contains(store.DecodeHeaderValue(raw), needle) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerMayContain reports whether a field value of the raw header section
+// can contain needle after decoding and unfolding. That is the case when the
+// raw bytes contain it, when an RFC 2047 encoded word could hide it, or when
+// a folded line (RFC 5322 section 2.2.3) could split a needle with
+// whitespace.
+func headerMayContain(header []byte, needle string) bool {
+	if containsFold(header, needle) || bytes.Contains(header, []byte("=?")) {
+		return true
+	}
+	if !strings.ContainsAny(needle, " \t") {
+		return false
+	}
+	return bytes.Contains(header, []byte("\n ")) || bytes.Contains(header, []byte("\n\t"))
 }
 
 // containsFold reports whether s occurs in b, ignoring case. An ASCII s is
@@ -293,10 +324,8 @@ func containsFold(b []byte, s string) bool {
 	if s == "" {
 		return true
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return bytes.Contains(bytes.ToLower(b), []byte(s))
-		}
+	if !isASCII(s) {
+		return bytes.Contains(bytes.ToLower(b), []byte(s))
 	}
 	first, firstUpper := s[0], s[0]
 	if 'a' <= first && first <= 'z' {

@@ -144,8 +144,8 @@ func takeUID(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint32, error) {
 }
 
 func insertMessage(ctx context.Context, tx *sql.Tx, mailboxID int64, uid uint32, file fileRef, date time.Time, flags []string, header []byte) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, file, size, internal_date, flags)
-		VALUES (?, ?, ?, ?, ?, ?)`, mailboxID, uid, file.name, file.size, date.Unix(), joinFlags(flags))
+	res, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, file, size, internal_date, flags, search_text)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, mailboxID, uid, file.name, file.size, date.Unix(), joinFlags(flags), searchText(header))
 	if err != nil {
 		return err
 	}
@@ -250,21 +250,38 @@ func chunkRanges(ranges []UIDRange, fn func([]UIDRange) error) error {
 // EachMessage calls fn for the messages of the mailbox within ranges, in
 // UID order. withHeader also reads each message's header section.
 func (s *Store) EachMessage(ctx context.Context, mailboxID int64, ranges []UIDRange, withHeader bool, fn func(*Message) error) error {
+	return s.EachMessageFiltered(ctx, mailboxID, ranges, withHeader, nil, fn)
+}
+
+// EachMessageFiltered is EachMessage limited to messages where each string
+// of searchContains occurs in a decoded value (DecodeHeaderValue) of one of
+// the SearchFields, ignoring case. The filter runs inside SQLite on a short
+// indexed column, which makes header searches of large mailboxes fast. It
+// does not tell the fields apart, so the caller must still match the field
+// it searches. Messages whose header was too large to index pass unchecked.
+func (s *Store) EachMessageFiltered(ctx context.Context, mailboxID int64, ranges []UIDRange, withHeader bool, searchContains []string, fn func(*Message) error) error {
 	return chunkRanges(ranges, func(chunk []UIDRange) error {
-		return s.eachMessage(ctx, mailboxID, chunk, withHeader, fn)
+		return s.eachMessage(ctx, mailboxID, chunk, withHeader, searchContains, fn)
 	})
 }
 
-func (s *Store) eachMessage(ctx context.Context, mailboxID int64, ranges []UIDRange, withHeader bool, fn func(*Message) error) error {
+func (s *Store) eachMessage(ctx context.Context, mailboxID int64, ranges []UIDRange, withHeader bool, searchContains []string, fn func(*Message) error) error {
 	cond, args := rangeClause(ranges)
+	args = append([]any{mailboxID}, args...)
 	query := `SELECT x.uid, x.flags, x.size, x.internal_date, x.file, NULL FROM mail_messages x
-		WHERE x.mailbox_id = ? AND ` + cond + ` ORDER BY x.uid`
+		WHERE x.mailbox_id = ? AND ` + cond
 	if withHeader {
 		query = `SELECT x.uid, x.flags, x.size, x.internal_date, x.file, h.header FROM mail_messages x
 			JOIN mail_headers h ON h.message_id = x.id
-			WHERE x.mailbox_id = ? AND ` + cond + ` ORDER BY x.uid`
+			WHERE x.mailbox_id = ? AND ` + cond
 	}
-	rows, err := s.db.QueryContext(ctx, query, append([]any{mailboxID}, args...)...)
+	for _, needle := range searchContains {
+		query += ` AND (x.search_text IS NULL OR instr(x.search_text, ?) > 0)`
+		args = append(args, strings.ToLower(needle))
+	}
+	query += ` ORDER BY x.uid`
+
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("reading messages of mailbox %d: %w", mailboxID, err)
 	}
@@ -538,8 +555,8 @@ func (s *Store) syncLinkDirs(links []fileRef) error {
 // copyRow inserts a copy of a message row under a new UID and file. A
 // source row that was expunged meanwhile is skipped silently by the SELECT.
 func copyRow(ctx context.Context, tx *sql.Tx, srcMailbox int64, srcUID uint32, destMailbox int64, destUID uint32, file string) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, file, size, internal_date, flags)
-		SELECT ?, ?, ?, size, internal_date, flags FROM mail_messages WHERE mailbox_id = ? AND uid = ?`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, file, size, internal_date, flags, search_text)
+		SELECT ?, ?, ?, size, internal_date, flags, search_text FROM mail_messages WHERE mailbox_id = ? AND uid = ?`,
 		destMailbox, destUID, file, srcMailbox, srcUID)
 	if err != nil {
 		return err

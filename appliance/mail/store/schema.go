@@ -31,6 +31,7 @@ var migrations = []string{
 		size          INTEGER NOT NULL,      -- bytes, CRLF line ends
 		internal_date INTEGER NOT NULL,      -- Unix seconds
 		flags         TEXT NOT NULL DEFAULT '', -- space-separated, sorted
+		search_text   TEXT, -- see searchText; NULL if the header is not indexed
 		UNIQUE (mailbox_id, uid)
 	);
 
