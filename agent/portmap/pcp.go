@@ -204,9 +204,9 @@ func (c *pcpClient) mapTCP(ctx context.Context, port uint16, lifetime time.Durat
 }
 
 // buildPCPMap returns a MAP request: the common header (RFC 6887 section
-// 7.1) and the MAP payload (section 11.1), asking for the same external port
-// on any external address: the IPv4-mapped ::ffff:0.0.0.0 for an IPv4
-// client, and :: for an IPv6 one (section 11.1).
+// 7.1) and the MAP payload (section 11.1). It asks for the same external
+// port on any external address, which section 11.1 writes as the IPv4-mapped
+// ::ffff:0.0.0.0 for an IPv4 client and as :: for an IPv6 one.
 func buildPCPMap(client netip.Addr, nonce [12]byte, port uint16, lifetime time.Duration) []byte {
 	b := make([]byte, pcpHeaderSize+pcpMapPayloadSize)
 	b[0] = pcpVersion
