@@ -136,8 +136,9 @@ func takeUID(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint32, error) {
 		return 0, err
 	}
 	if next >= 0xffffffff {
-		// TODO: a mailbox that used up its UIDs needs a new UIDVALIDITY
-		// and renumbering; RFC 9051 allows it, and it is not done here.
+		// TODO: a mailbox that has used up its UIDs needs a new
+		// UIDVALIDITY and renumbered messages, which RFC 9051 allows but
+		// this store does not do.
 		return 0, fmt.Errorf("mailbox %d has used up its UIDs", mailboxID)
 	}
 	return uint32(next), nil
@@ -180,7 +181,7 @@ func (s *Store) checkQuota(ctx context.Context, tx *sql.Tx, login string, size i
 	return nil
 }
 
-// SetQuota sets the bytes of mail the user may store; 0 restores
+// SetQuota sets the bytes of mail the user may store. Zero restores
 // Options.DefaultQuota.
 func (s *Store) SetQuota(ctx context.Context, login string, bytes int64) error {
 	err := s.write(ctx, func(tx *sql.Tx, _ *[]Event) error {
@@ -382,8 +383,8 @@ func applyFlags(old []string, op FlagOp, flags []string) []string {
 	}
 }
 
-// Expunge removes the messages flagged \Deleted within ranges (nil ranges:
-// the whole mailbox) and returns their UIDs (RFC 9051 section 6.4.3, RFC 4315
+// Expunge removes the messages flagged \Deleted within ranges (nil ranges
+// means the whole mailbox) and returns their UIDs (RFC 9051 section 6.4.3, RFC 4315
 // section 2.1 for UID EXPUNGE).
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, ranges []UIDRange, source any) ([]uint32, error) {
 	if ranges == nil {
@@ -507,7 +508,9 @@ func (s *Store) Copy(ctx context.Context, mailboxID int64, ranges []UIDRange, lo
 	}
 
 	res := &CopyResult{}
+	var unused []fileRef // links of source messages expunged meanwhile
 	err = s.write(ctx, func(tx *sql.Tx, events *[]Event) error {
+		unused = nil
 		m, err := lookupMailbox(ctx, tx, login, dest)
 		if err != nil {
 			return err
@@ -521,8 +524,13 @@ func (s *Store) Copy(ctx context.Context, mailboxID int64, ranges []UIDRange, lo
 			if err != nil {
 				return err
 			}
-			if err := copyRow(ctx, tx, mailboxID, src.UID, m.ID, uid, src.link.name); err != nil {
+			copied, err := copyRow(ctx, tx, mailboxID, src.UID, m.ID, uid, src.link.name)
+			if err != nil {
 				return err
+			}
+			if !copied {
+				unused = append(unused, src.link)
+				continue
 			}
 			res.SourceUIDs = append(res.SourceUIDs, src.UID)
 			res.DestUIDs = append(res.DestUIDs, uid)
@@ -530,12 +538,13 @@ func (s *Store) Copy(ctx context.Context, mailboxID int64, ranges []UIDRange, lo
 		if len(res.DestUIDs) > 0 {
 			*events = append(*events, Event{Kind: EventAdded, MailboxID: m.ID, UIDs: res.DestUIDs})
 		}
-		return addUsage(ctx, tx, login, filesSize(links))
+		return addUsage(ctx, tx, login, filesSize(links)-filesSize(unused))
 	})
 	if err != nil {
 		s.removeFiles(links)
 		return nil, fmt.Errorf("copying messages of %q to %q: %w", login, dest, err)
 	}
+	s.removeFiles(unused)
 	return res, nil
 }
 
@@ -552,27 +561,30 @@ func (s *Store) syncLinkDirs(links []fileRef) error {
 	return nil
 }
 
-// copyRow inserts a copy of a message row under a new UID and file. A
-// source row that was expunged meanwhile is skipped silently by the SELECT.
-func copyRow(ctx context.Context, tx *sql.Tx, srcMailbox int64, srcUID uint32, destMailbox int64, destUID uint32, file string) error {
+// copyRow inserts a copy of a message row under a new UID and file. It
+// returns false if the source row was expunged meanwhile.
+func copyRow(ctx context.Context, tx *sql.Tx, srcMailbox int64, srcUID uint32, destMailbox int64, destUID uint32, file string) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, file, size, internal_date, flags, search_text)
 		SELECT ?, ?, ?, size, internal_date, flags, search_text FROM mail_messages WHERE mailbox_id = ? AND uid = ?`,
 		destMailbox, destUID, file, srcMailbox, srcUID)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO mail_headers (message_id, header)
 		SELECT ?, h.header FROM mail_headers h JOIN mail_messages x ON x.id = h.message_id
 		WHERE x.mailbox_id = ? AND x.uid = ?`, id, srcMailbox, srcUID)
-	return err
+	return err == nil, err
 }
 
 // Move moves the messages within ranges to the user's mailbox dest (RFC
-// 6851). They get new UIDs there; their files stay.
+// 6851). They get new UIDs there, and their files stay.
 func (s *Store) Move(ctx context.Context, mailboxID int64, ranges []UIDRange, login, dest string, source any) (*CopyResult, error) {
 	dest, err := CanonicalName(dest)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 )
 
 // SearchFields are the header fields whose decoded values the index keeps
-// for SEARCH: FROM, TO, CC, BCC and SUBJECT of RFC 9051 section 6.4.4 are
-// the keys that clients send most.
+// for SEARCH. They are the fields that SEARCH has its own keys for (FROM,
+// TO, CC, BCC and SUBJECT, RFC 9051 section 6.4.4).
 var SearchFields = []string{"From", "To", "Cc", "Bcc", "Subject"}
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
