@@ -2,6 +2,8 @@ package netlab
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +20,20 @@ func (h *Home) InNamespace(ns string, fn func() error) error {
 		errc <- runInNamespace(ns, fn)
 	}()
 	return <-errc
+}
+
+// setSysctl writes value to /proc/sys/key inside ns. The files under
+// /proc/sys/net belong to the network namespace of the thread that opens
+// them, so no sysctl program is needed.
+func (h *Home) setSysctl(ns, key, value string) {
+	h.t.Helper()
+	path := filepath.Join("/proc/sys", key)
+	err := h.InNamespace(ns, func() error {
+		return os.WriteFile(path, []byte(value), 0o644)
+	})
+	if err != nil {
+		h.t.Fatalf("netlab: setting %s to %s in %s: %v", path, value, ns, err)
+	}
 }
 
 // runInNamespace switches the calling goroutine's thread into ns and back. A

@@ -210,7 +210,7 @@ func (h *Home) createNamespaces() {
 		// Duplicate address detection would hold the link-local addresses
 		// of the new interfaces back for a second or two, and with them
 		// neighbour discovery for the first packets.
-		h.Run(ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0")
+		h.setSysctl(ns, "net/ipv6/conf/default/accept_dad", "0")
 	}
 }
 

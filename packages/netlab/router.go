@@ -47,8 +47,8 @@ const RouterTable = "heimwolke_router"
 // configureRouter turns on forwarding and loads the firewall.
 func (h *Home) configureRouter() {
 	h.t.Helper()
-	h.Run(h.Router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-	h.Run(h.Router, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
+	h.setSysctl(h.Router, "net/ipv4/ip_forward", "1")
+	h.setSysctl(h.Router, "net/ipv6/conf/all/forwarding", "1")
 
 	path := filepath.Join(h.Dir, "router.nft")
 	if err := os.WriteFile(path, []byte(routerRules), 0o600); err != nil {
