@@ -79,7 +79,8 @@ type Config struct {
 	InternalV4 netip.Addr
 	// InternalV6 is the box's global IPv6 address to open pinholes for.
 	// Default: the first global unicast address outside fc00::/7 on an
-	// interface that is up. Pinholes need UPnP WANIPv6FirewallControl.
+	// interface that is up. Pinholes need UPnP WANIPv6FirewallControl or
+	// PCP on the router.
 	InternalV6 netip.Addr
 	// NoIPv6 turns off IPv6 pinholes.
 	NoIPv6 bool
@@ -273,10 +274,15 @@ func (m *Mapper) Run(ctx context.Context) error {
 
 func (m *Mapper) validate() error {
 	var problems []error
+	seen := make(map[uint16]bool)
 	for _, p := range m.cfg.Ports {
 		if p == 0 {
 			problems = append(problems, errors.New("portmap: port 0 in Config.Ports: list ports 1 to 65535"))
 		}
+		if seen[p] {
+			problems = append(problems, fmt.Errorf("portmap: port %d appears twice in Config.Ports: list each port once", p))
+		}
+		seen[p] = true
 	}
 	for _, p := range m.cfg.Protocols {
 		switch p {

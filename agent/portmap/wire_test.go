@@ -186,12 +186,12 @@ func FuzzParsePCPMap(f *testing.F) {
 }
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
-	m := New(Config{Ports: []uint16{443, 0}, Protocols: []Protocol{ProtocolUPnP, "smoke-signals"}})
+	m := New(Config{Ports: []uint16{443, 0, 443}, Protocols: []Protocol{ProtocolUPnP, "smoke-signals"}})
 	err := m.Run(t.Context())
 	if err == nil {
-		t.Fatal("Run with port 0 and an unknown protocol returned nil, want an error")
+		t.Fatal("Run with port 0, a duplicate port and an unknown protocol returned nil, want an error")
 	}
-	for _, want := range []string{"port 0", `"smoke-signals"`} {
+	for _, want := range []string{"port 0", "port 443 appears twice", `"smoke-signals"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Run error %q does not mention %s", err, want)
 		}
