@@ -34,7 +34,9 @@ run: build
 	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent \
 		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 --data $(RUN_DIR)/data --agent-socket $(RUN_DIR)/control.sock
+	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 \
+		--smtp 127.0.0.1:2525 --submission 127.0.0.1:5587 --submissions 127.0.0.1:5465 --imaps 127.0.0.1:9993 \
+		--data $(RUN_DIR)/data --agent-socket $(RUN_DIR)/control.sock
 
 ## test: unit, tool and whole-box tests (builds and boots images under QEMU)
 test:

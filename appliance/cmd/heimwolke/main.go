@@ -34,6 +34,10 @@ func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	httpAddr := flag.String("http", ":80", "address for the web interface and health endpoint (host:port)")
 	httpsAddr := flag.String("https", ":443", "address for HTTPS: the web interface, the website and the DAV services (host:port); empty: off")
+	smtpAddr := flag.String("smtp", ":25", "address for incoming mail (SMTP with STARTTLS); empty: off")
+	submissionAddr := flag.String("submission", ":587", "address for mail submission with STARTTLS; empty: off")
+	submissionsAddr := flag.String("submissions", ":465", "address for mail submission with implicit TLS; empty: off")
+	imapsAddr := flag.String("imaps", ":993", "address for IMAP with implicit TLS; empty: off")
 	tlsDir := flag.String("tls-dir", "", "folder of the certificates that heimwolke-agent writes (default tls in the -data folder, /perm/heimwolke/tls on the box)")
 	dataDir := flag.String("data", "/perm/heimwolke", "folder for the box's persistent data")
 	wwwDir := flag.String("www", "", "folder of the household's website, served on / once the setup is complete (default www in the -data folder, /perm/heimwolke/www on the box)")
@@ -82,7 +86,9 @@ func main() {
 		// The agent's local CA keeps its root here (agent/certs/localca).
 		LocalRootFile: filepath.Join(*tlsDir, "localca", "root.pem"),
 	}
-	addrs := listenAddrs{http: *httpAddr, https: *httpsAddr}
+	addrs := listenAddrs{http: *httpAddr, https: *httpsAddr, mail: mailAddrs{
+		smtp: *smtpAddr, submission: *submissionAddr, submissions: *submissionsAddr, imaps: *imapsAddr,
+	}}
 	if err := run(addrs, *dataDir, *dbPath, *wwwDir, *tlsDir, *mdnsName, uiOpts, log); err != nil {
 		log.Error("heimwolke stopped", "err", err)
 		os.Exit(1)
@@ -139,6 +145,10 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "protocol", "http")
 
+	if _, err := startMail(ctx, addrs.mail, dataDir, dbPath, svc.db, svc.accounts, certs.TLSConfig(), control.NewClient(uiOpts.AgentSocket), log); err != nil {
+		return err
+	}
+
 	servers := []*http.Server{srv}
 	if addrs.https != "" {
 		tlsSrv := newHTTPSServer(addrs.https, svc.httpsHandler(handler), certs, log)
@@ -182,6 +192,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 // protocol off.
 type listenAddrs struct {
 	http, https string
+	mail        mailAddrs
 }
 
 // newHTTPSServer returns the server for port 443. Its certificates come

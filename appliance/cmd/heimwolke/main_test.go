@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 	"github.com/heimwolke/heimwolke/packages/tlsstore"
 )
@@ -80,7 +81,8 @@ func writeTestCertificate(t *testing.T, dir string) string {
 
 // TestServicesOnHTTPS builds heimwolke, starts it on loopback ports with a
 // member and an app password in its database, and checks with curl that
-// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth.
+// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth, and that
+// IMAP answers with implicit TLS.
 func TestServicesOnHTTPS(t *testing.T) {
 	curl := testpeer.Require(t, "curl", "curl")
 	ctx := context.Background()
@@ -97,7 +99,7 @@ func TestServicesOnHTTPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "laptop", accounts.ScopeDAV)
+	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "laptop", accounts.ScopeDAV|accounts.ScopeMail)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +110,11 @@ func TestServicesOnHTTPS(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	httpsAddr := freeAddr(t)
+	httpsAddr, imapsAddr := freeAddr(t), freeAddr(t)
+	// Without an agent there are no settings, so SMTP stays off; its
+	// addresses are loopback ones all the same.
 	cmd := exec.Command(bin, "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
+		"--imaps", imapsAddr, "--smtp", freeAddr(t), "--submission", freeAddr(t), "--submissions", freeAddr(t),
 		"--agent-socket", filepath.Join(dir, "no-agent.sock"))
 	logs := &testpeer.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -176,5 +181,128 @@ func TestServicesOnHTTPS(t *testing.T) {
 		if got := request(c.user, c.args...); got != c.want {
 			t.Errorf("%s: status %s, want %s", c.name, got, c.want)
 		}
+	}
+
+	// curl speaks IMAP too: listing the mailboxes shows the standard
+	// folders that the store makes for every user.
+	_, imapPort, _ := net.SplitHostPort(imapsAddr)
+	out, err := exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "localhost:"+imapPort+":127.0.0.1",
+		"-u", login, "imaps://localhost:"+imapPort+"/").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl imaps LIST: %v\n%s", err, out)
+	}
+	for _, folder := range []string{"INBOX", "Sent", "Trash"} {
+		if !strings.Contains(string(out), folder) {
+			t.Errorf("IMAP LIST lacks %s:\n%s", folder, out)
+		}
+	}
+}
+
+// settingsAgent stands in for heimwolke-agent on the control socket: it
+// serves fixed settings, as the agent does after the setup.
+type settingsAgent struct{ settings control.Settings }
+
+func (a settingsAgent) Status(context.Context) (control.Status, error) {
+	return control.Status{Program: "heimwolke-agent"}, nil
+}
+
+func (a settingsAgent) GetSettings(context.Context) (control.Settings, error) {
+	return a.settings, nil
+}
+
+// TestMailFromAgentSettings starts heimwolke with an agent whose settings
+// turn mail on for familie.test, delivers a message with swaks to the
+// SMTP port, and reads it back over IMAP with curl. heimwolke runs in its
+// own mount namespace with a resolv.conf that points at loopback, so the
+// SPF and DMARC lookups for the sender never leave the machine.
+func TestMailFromAgentSettings(t *testing.T) {
+	curl := testpeer.Require(t, "curl", "curl")
+	swaks := testpeer.Require(t, "swaks", "swaks")
+	unshare := testpeer.Require(t, "unshare", "util-linux")
+	testpeer.RequireRoot(t, "mounting a private resolv.conf for heimwolke")
+	ctx := context.Background()
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store, err := accounts.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), accounts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := store.CreateOwner(ctx, accounts.NewUser{Name: "anna", Language: accounts.LanguageGerman, Password: "Kastanienbaum-2026"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "phone", accounts.ScopeMail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	caFile := writeTestCertificate(t, filepath.Join(dataDir, "tls"))
+
+	socket := filepath.Join(dir, "agent.sock")
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	t.Cleanup(stopAgent)
+	agent := settingsAgent{control.Settings{
+		SchemaVersion: control.SchemaVersion,
+		Domain:        "familie.test",
+		Services:      control.ServiceSettings{Mail: true},
+	}}
+	go control.NewServer(agent, nil).Serve(agentCtx, socket)
+
+	bin := filepath.Join(dir, "heimwolke")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr, imapsAddr := freeAddr(t), freeAddr(t)
+	argv := strings.Join([]string{bin, "--http", freeAddr(t), "--https", "''", "--data", dataDir,
+		"--smtp", smtpAddr, "--submission", "''", "--submissions", "''", "--imaps", imapsAddr,
+		"--agent-socket", socket}, " ")
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		"mount --bind "+resolv+" /etc/resolv.conf && exec "+argv)
+	logs := &testpeer.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("heimwolke's log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "protocol=smtp") {
+		if time.Now().After(deadline) {
+			t.Fatalf("heimwolke did not start SMTP within 30 s of reading the agent's settings")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	host, port, _ := net.SplitHostPort(smtpAddr)
+	out, err := exec.Command(swaks, "--server", host, "--port", port, "--tls",
+		"--from", "bob@example.org", "--to", "anna@familie.test",
+		"--header", "Subject: Grillabend am Samstag", "--body", "Bringst Du Salat mit?").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+
+	_, imapPort, _ := net.SplitHostPort(imapsAddr)
+	out, err = exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "localhost:"+imapPort+":127.0.0.1",
+		"-u", "anna:"+secret, "imaps://localhost:"+imapPort+"/INBOX;UID=1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl imaps FETCH: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Subject: Grillabend am Samstag") {
+		t.Errorf("message 1 of anna's inbox lacks the subject:\n%s", out)
+	}
+	if !strings.Contains(string(out), "Authentication-Results: mail.familie.test") {
+		t.Errorf("message 1 lacks the box's Authentication-Results field:\n%s", out)
 	}
 }

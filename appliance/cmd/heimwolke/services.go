@@ -19,10 +19,11 @@ import (
 // services are the protocols that heimwolke serves on HTTPS besides the
 // web interface: WebDAV file storage, CalDAV and CardDAV.
 type services struct {
-	db    *sql.DB
-	files *files.Handler
-	dav   *dav.Handler
-	auth  func(protocol string, h http.Handler) http.Handler
+	db       *sql.DB
+	accounts *accounts.Store
+	files    *files.Handler
+	dav      *dav.Handler
+	auth     func(protocol string, h http.Handler) http.Handler
 }
 
 // openServices opens the DAV services on the database at dbPath. Files live
@@ -48,9 +49,10 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 		return nil, err
 	}
 	return &services{
-		db:    db,
-		files: fh,
-		dav:   dh,
+		db:       db,
+		accounts: accts,
+		files:    fh,
+		dav:      dh,
 		auth: func(protocol string, h http.Handler) http.Handler {
 			return webui.BasicAuth(webui.BasicAuthOptions{Accounts: accts, Scope: accounts.ScopeDAV, Protocol: protocol, Logger: log}, h)
 		},

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heimwolke/heimwolke/appliance/mail/auth"
+	"github.com/heimwolke/heimwolke/appliance/mail/imap"
+	"github.com/heimwolke/heimwolke/appliance/mail/queue"
+	"github.com/heimwolke/heimwolke/appliance/mail/smtp"
+	"github.com/heimwolke/heimwolke/appliance/mail/store"
+	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/control"
+)
+
+// mailAddrs are the mail ports; an empty address turns a port off.
+type mailAddrs struct {
+	smtp, submission, submissions, imaps string
+}
+
+// mailConfig is what the mail servers take from the agent's settings.
+type mailConfig struct {
+	domain    string
+	smarthost *control.SmarthostSettings
+}
+
+// mail runs the household's mail: IMAP from the start, and SMTP with the
+// outgoing queue once the agent's settings name a domain with mail on.
+type mail struct {
+	addrs    mailAddrs
+	dir      string // the mail folder under the data folder
+	db       *sql.DB
+	accounts *accounts.Store
+	store    *store.Store
+	keys     *auth.Keys
+	tls      *tls.Config
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	current mailConfig
+	stop    func() // stops SMTP and the queue of current
+}
+
+// startMail opens the mail store and the DKIM keys under dataDir, serves
+// IMAP, and then follows the agent's settings for SMTP.
+func startMail(ctx context.Context, addrs mailAddrs, dataDir, dbPath string, db *sql.DB, accts *accounts.Store,
+	tlsConfig *tls.Config, agent *control.Client, log *slog.Logger) (*mail, error) {
+	dir := filepath.Join(dataDir, "mail")
+	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "messages"), DatabasePath: dbPath, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the mail store: %w", err)
+	}
+	keys, err := auth.LoadOrCreateKeys(filepath.Join(dir, "dkim"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the DKIM keys: %w", err)
+	}
+	// Mail clients speak no HTTP: no ALPN protocols.
+	tlsConfig = tlsConfig.Clone()
+	tlsConfig.NextProtos = nil
+	m := &mail{addrs: addrs, dir: dir, db: db, accounts: accts, store: st, keys: keys, tls: tlsConfig, log: log.With("service", "mail")}
+
+	if addrs.imaps != "" {
+		srv, err := imap.New(imap.Options{Store: st, Accounts: accts, TLSConfig: tlsConfig, Logger: m.log})
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", addrs.imaps)
+		if err != nil {
+			return nil, fmt.Errorf("listening for IMAP on %q: %w", addrs.imaps, err)
+		}
+		m.log.Info("listening", "addr", ln.Addr().String(), "protocol", "imaps")
+		go func() {
+			if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+				m.log.Error("IMAP stopped", "err", err)
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+		}()
+	}
+	go m.follow(ctx, agent)
+	return m, nil
+}
+
+// settingsInterval is how often heimwolke asks the agent for the settings;
+// a change of domain or relay reaches the mail servers within it.
+const settingsInterval = 15 * time.Second
+
+// follow reads the agent's settings now and every settingsInterval, and
+// restarts SMTP and the queue when the mail part of them changed.
+func (m *mail) follow(ctx context.Context, agent *control.Client) {
+	ticker := time.NewTicker(settingsInterval)
+	defer ticker.Stop()
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err := agent.GetSettings(reqCtx)
+		cancel()
+		var cerr *control.Error
+		switch {
+		case errors.As(err, &cerr) && cerr.Code == control.CodeNoSettings:
+			m.apply(ctx, mailConfig{})
+		case err != nil:
+			// The agent may be restarting; keep what runs.
+			m.log.Debug("reading the agent's settings", "err", err)
+		case s.Domain == "" || !s.Services.Mail:
+			m.apply(ctx, mailConfig{})
+		default:
+			m.apply(ctx, mailConfig{domain: strings.TrimSuffix(s.Domain, "."), smarthost: s.Mail.Smarthost})
+		}
+		select {
+		case <-ctx.Done():
+			m.apply(ctx, mailConfig{})
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// apply makes the SMTP servers and the queue match cfg.
+func (m *mail) apply(ctx context.Context, cfg mailConfig) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reflect.DeepEqual(cfg, m.current) && (m.stop != nil || cfg.domain == "") {
+		return
+	}
+	if m.stop != nil {
+		m.stop()
+		m.stop = nil
+	}
+	m.current = cfg
+	if cfg.domain == "" || ctx.Err() != nil {
+		return
+	}
+	stop, err := m.startSMTP(ctx, cfg)
+	if err != nil {
+		m.log.Error("mail for the domain not started; retrying with the next settings check", "domain", cfg.domain, "err", err)
+		m.current = mailConfig{}
+		return
+	}
+	m.stop = stop
+	m.log.Info("mail started", "domain", cfg.domain, "relay", cfg.smarthost != nil)
+}
+
+// startSMTP starts the queue and the SMTP listeners for cfg and returns the
+// function that stops them.
+func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
+	host := "mail." + cfg.domain
+	ctx, cancel := context.WithCancel(ctx)
+	q, err := queue.Open(ctx, queue.Options{
+		Dir:       filepath.Join(m.dir, "queue"),
+		DB:        m.db,
+		Hostname:  host,
+		Smarthost: cfg.smarthost,
+		Signer:    m.keys,
+		Local:     m.store,
+		Language:  m.language,
+		Logger:    m.log,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := q.Run(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("mail queue stopped", "err", err)
+		}
+	}()
+
+	srv, err := smtp.New(smtp.Options{
+		Hostname:  host,
+		TLSConfig: m.tls,
+		Directory: m.directory(ctx, cfg.domain),
+		Deliverer: m.store,
+		Outbox:    q,
+		Passwords: m.accounts,
+		Checker:   &auth.Checker{AuthServID: host, Logger: m.log},
+		Logger:    m.log,
+	})
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return nil, err
+	}
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		srv.Close()
+		cancel()
+		wg.Wait()
+	}
+	for _, l := range []struct {
+		addr string
+		mode smtp.Mode
+		name string
+	}{
+		{m.addrs.smtp, smtp.Inbound, "smtp"},
+		{m.addrs.submission, smtp.Submission, "submission"},
+		{m.addrs.submissions, smtp.SubmissionTLS, "submissions"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listening for %s on %q: %w", l.name, l.addr, err)
+		}
+		listeners = append(listeners, ln)
+		m.log.Info("listening", "addr", ln.Addr().String(), "protocol", l.name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln, l.mode); err != nil && ctx.Err() == nil {
+				m.log.Error("SMTP listener stopped", "protocol", l.name, "err", err)
+			}
+		}()
+	}
+	return closeAll, nil
+}
+
+// directory maps the domain's addresses to logins: every user by login
+// name, and postmaster@ and abuse@ (RFC 2142) to the owner.
+func (m *mail) directory(ctx context.Context, domain string) *smtp.StaticDirectory {
+	d := &smtp.StaticDirectory{Domains: []string{domain}, Users: m.accounts, Aliases: map[string]string{}}
+	users, err := m.accounts.Users(ctx)
+	if err != nil {
+		m.log.Error("listing users for the mail aliases", "err", err)
+		return d
+	}
+	for _, u := range users {
+		if u.Role == accounts.RoleOwner {
+			d.Aliases["postmaster@"+domain] = u.Name
+			d.Aliases["abuse@"+domain] = u.Name
+		}
+	}
+	return d
+}
+
+// language returns the language of a user's bounce messages.
+func (m *mail) language(ctx context.Context, login string) string {
+	u, err := m.accounts.UserByName(ctx, login)
+	if err != nil {
+		return string(accounts.LanguageEnglish)
+	}
+	return string(u.Language)
+}
