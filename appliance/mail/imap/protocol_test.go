@@ -324,3 +324,35 @@ func TestLoginTimeout(t *testing.T) {
 		t.Errorf("after the login timeout: %q, want * BYE", line)
 	}
 }
+
+// TestUpdatesReachOtherSession guards the cross-session updates: flags,
+// expunges and new messages from one session reach another one that has
+// the same mailbox selected, at its next command.
+func TestUpdatesReachOtherSession(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	for _, s := range []string{"eins", "zwei"} {
+		env.store.Deliver(context.Background(), env.user, "", strings.NewReader(testMessage(s, "x")))
+	}
+	a, b := dialRaw(t, env), dialRaw(t, env)
+	a.login(env)
+	b.login(env)
+	a.mustOK("SELECT INBOX")
+	b.mustOK("SELECT INBOX")
+
+	b.mustOK(`STORE 1 +FLAGS (\Flagged)`)
+	if lines := a.mustOK("NOOP"); !containsLine(lines, `* 1 FETCH (UID 1 FLAGS (\Flagged))`) {
+		t.Errorf("NOOP after another session's STORE = %q, want the new flags", lines)
+	}
+
+	b.mustOK(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	b.mustOK("EXPUNGE")
+	msg := testMessage("drei", "x")
+	b.mustOK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+	lines := a.mustOK("NOOP")
+	if !containsLine(lines, "* 1 EXPUNGE") || !containsLine(lines, "* 2 EXISTS") {
+		t.Errorf("NOOP after another session's EXPUNGE and APPEND = %q, want * 1 EXPUNGE and * 2 EXISTS", lines)
+	}
+	if lines := a.mustOK("UID FETCH 1:* (UID)"); !containsLine(lines, "* 1 FETCH (UID 2)") || !containsLine(lines, "* 2 FETCH (UID 3)") {
+		t.Errorf("UID FETCH after the updates = %q, want UIDs 2 and 3 at sequence numbers 1 and 2", lines)
+	}
+}

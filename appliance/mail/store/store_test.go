@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 func openTestStore(t *testing.T, dir string, opts Options) *Store {
@@ -367,5 +370,38 @@ func assertNoOrphans(t *testing.T, s *Store) {
 		if !want[f] {
 			t.Errorf("file %s has no row", f)
 		}
+	}
+}
+
+// TestExportMboxReadByPython checks the export with an independent mbox
+// reader, Python's mailbox module.
+func TestExportMboxReadByPython(t *testing.T) {
+	python := testpeer.Require(t, "/usr/bin/python3", "python3-minimal")
+	s := openTestStore(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	for _, subject := range []string{"eins", "zwei", "drei"} {
+		if err := s.Deliver(ctx, "anna", "", strings.NewReader(message(subject, "From the start\r\nText "+subject+"\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "inbox.mbox")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExportMbox(ctx, "anna", "INBOX", f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	script := `import mailbox, sys
+for m in mailbox.mbox(sys.argv[1]):
+    print(m["Subject"], m.get_payload().splitlines()[1])`
+	out, err := exec.Command(python, "-c", script, path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	if got, want := string(out), "eins Text eins\nzwei Text zwei\ndrei Text drei\n"; got != want {
+		t.Errorf("python3 read %q, want %q", got, want)
 	}
 }
