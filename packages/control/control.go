@@ -81,6 +81,11 @@ type NetworkStatus struct {
 	// as "source=address, ...", empty when they agreed.
 	Disagreement string    `json:"disagreement,omitempty"`
 	CheckedAt    time.Time `json:"checked_at,omitzero"`
+	// Rebind is whether the router's resolver answers for RebindName from
+	// the LAN: "ok", "blocked" (DNS rebind protection drops the answer),
+	// "unknown" (no answer at all), or empty when not checked.
+	Rebind     string `json:"rebind,omitempty"`
+	RebindName string `json:"rebind_name,omitempty"`
 }
 
 // RecordStatus is one DNS record that the agent publishes.
