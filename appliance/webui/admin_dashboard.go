@@ -54,6 +54,10 @@ type agentInfo struct {
 	Ports       *portsView
 	Records     []recordView
 
+	// Rebind is the check of the router's DNS rebind protection, nil
+	// until the agent has checked.
+	Rebind *rebindView
+
 	// LocalRoot is the box's own root certificate, nil unless the agent
 	// reports a certificate from the box's own CA and the root can be
 	// read.
@@ -105,9 +109,12 @@ func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 		Network:     a.newNetworkView(status.Network),
 		Ports:       a.newPortsView(status.Ports),
 	}
+	hostname := ""
 	if status.DNS != nil {
 		info.Records = newRecordViews(status.DNS.Records)
+		hostname = status.DNS.Hostname
 	}
+	info.Rebind = a.newRebindView(status.Network, hostname)
 	if status.Certificate != nil && status.Certificate.Local {
 		info.LocalRoot = a.localRootView(lang)
 	}
