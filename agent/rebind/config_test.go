@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/heimwolke/heimwolke/packages/control"
 )
 
 func TestClassify(t *testing.T) {
@@ -102,5 +104,19 @@ func TestCheckInvalidConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%s: Check error = %v, want one containing %q", c.name, err, c.wantErr)
 		}
+	}
+}
+
+func TestResultFill(t *testing.T) {
+	ns := &control.NetworkStatus{Class: control.NetworkPublic}
+	Result{State: Blocked, Name: "familie-mueller.de."}.Fill(ns)
+	if ns.Rebind != "blocked" {
+		t.Errorf("Rebind = %q, want %q", ns.Rebind, "blocked")
+	}
+	if ns.RebindName != "familie-mueller.de" {
+		t.Errorf("RebindName = %q, want %q", ns.RebindName, "familie-mueller.de")
+	}
+	if ns.Class != control.NetworkPublic {
+		t.Errorf("Class = %q, want it unchanged as %q", ns.Class, control.NetworkPublic)
 	}
 }

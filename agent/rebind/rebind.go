@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/heimwolke/heimwolke/packages/control"
 )
 
 // State is the outcome of a check.
@@ -314,4 +316,10 @@ func unmapAll(addrs []netip.Addr) []netip.Addr {
 		out[i] = a.Unmap()
 	}
 	return out
+}
+
+// Fill sets the Rebind and RebindName fields of ns from r.
+func (r Result) Fill(ns *control.NetworkStatus) {
+	ns.Rebind = string(r.State)
+	ns.RebindName = strings.TrimSuffix(r.Name, ".")
 }
