@@ -148,7 +148,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 // CheckNow reads the agent's status once and, when the certificate has a
 // problem that no notice reported within the last day, delivers a notice to
 // the owner. It returns nil when there is nothing to report or nobody to
-// report to (no owner yet, no domain yet).
+// report to (no owner yet, no domain yet, mail turned off).
 func (n *Notifier) CheckNow(ctx context.Context) error {
 	n.state.mu.Lock()
 	defer n.state.mu.Unlock()
@@ -202,6 +202,10 @@ func (n *Notifier) send(ctx context.Context, p *problem, now time.Time) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reading the agent's settings: %w", err)
+	}
+	if !settings.Services.Mail {
+		n.log.Info("certificate notice not sent: mail is turned off", "problem", p.kind)
+		return nil
 	}
 
 	msg, err := n.compose(p, owner, settings.Domain, now)

@@ -13,11 +13,16 @@ import (
 // pass within that time.
 const FailureGrace = 24 * time.Hour
 
+// missingGrace is how long the agent may fail to get the first certificate
+// before the owner gets a notice. Right after the setup the agent reports
+// the certificate as missing while it is still being issued.
+const missingGrace = time.Hour
+
 // Problem kinds, the keys under which the state records sent notices.
 const (
 	// kindExpiring is a certificate that the agent flags with
-	// ExpiryWarning: it expires within 14 days, has expired, or does not
-	// exist yet.
+	// ExpiryWarning: it expires within 14 days, has expired, or has not
+	// been issued after missingGrace of failures.
 	kindExpiring = "certificate_expiring"
 	// kindFailing is a renewal that has failed for longer than
 	// FailureGrace while the certificate is still valid for a while.
@@ -60,6 +65,9 @@ func classify(c *control.CertificateStatus, errorSince time.Time, now time.Time)
 
 	switch {
 	case c.ExpiryWarning && c.NotAfter.IsZero():
+		if c.LastError == "" || errorSince.IsZero() || now.Sub(errorSince) < missingGrace {
+			return nil
+		}
 		p.kind, p.variant = kindExpiring, "missing"
 	case c.ExpiryWarning && !now.Before(c.NotAfter):
 		p.kind, p.variant = kindExpiring, "expired"
