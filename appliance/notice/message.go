@@ -33,7 +33,7 @@ func (n *Notifier) compose(p *problem, owner *accounts.User, domain string, now 
 	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
 	h.Set("Content-Transfer-Encoding", "quoted-printable")
 	// RFC 3834 section 5: marks the notice as sent by a program, so that
-	// vacation responders do not answer it.
+	// vacation responders do not reply to it.
 	h.Set("Auto-Submitted", "auto-generated")
 
 	var buf bytes.Buffer

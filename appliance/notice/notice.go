@@ -175,7 +175,7 @@ func (n *Notifier) CheckNow(ctx context.Context) error {
 func (n *Notifier) findProblem(ctx context.Context, c *control.CertificateStatus, now time.Time) (*problem, error) {
 	if c == nil || c.Local {
 		// The box's own CA serves only the home network, and the admin page
-		// tells how to handle it, so a local certificate gets no mail.
+		// shows how to handle it, so a local certificate gets no mail.
 		return nil, n.state.clearError(ctx)
 	}
 	if c.LastError == "" {

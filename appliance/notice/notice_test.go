@@ -21,7 +21,7 @@ import (
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
-// fakeAgent stands in for heimwolke-agent on the control socket: it serves
+// fakeAgent replaces heimwolke-agent on the control socket: it serves
 // a certificate status that the test sets, and fixed settings.
 type fakeAgent struct {
 	mu       sync.Mutex
@@ -468,7 +468,7 @@ func TestNoDomainNoMail(t *testing.T) {
 }
 
 // TestMailOffNoMail checks that a box whose mail service is turned off
-// stores no notice that nobody would read.
+// stores no notice, because the owner would not read it there.
 func TestMailOffNoMail(t *testing.T) {
 	b := newBox(t, "familie.test", accounts.LanguageGerman)
 	b.agent.settings.Services.Mail = false

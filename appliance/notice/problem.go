@@ -9,8 +9,8 @@ import (
 
 // FailureGrace is how long a renewal may keep failing before the owner gets
 // a notice while the certificate is still far from expiry. The agent retries
-// with backoff, and most failures (a router restart, a short DNS outage)
-// pass within that time.
+// with backoff, and short failures (a router restart, a brief DNS outage)
+// are expected to pass within that time.
 const FailureGrace = 24 * time.Hour
 
 // missingGrace is how long the agent may fail to get the first certificate
@@ -40,7 +40,7 @@ const (
 	reasonOther         = "other"
 )
 
-// problem is what a notice reports.
+// problem is the subject of one notice.
 type problem struct {
 	kind string
 	// variant selects the subject and introduction from the catalog:

@@ -30,7 +30,8 @@ CREATE TABLE notice_error (
 // resendAfter is the least time between two notices about one problem.
 const resendAfter = 24 * time.Hour
 
-// state is what the Notifier remembers across restarts.
+// state is the Notifier's record of sent notices and of the renewal
+// error's start, kept in SQLite across restarts.
 type state struct {
 	// mu serializes checks, so that two checks at once cannot both find a
 	// notice due and send it twice.
@@ -84,7 +85,8 @@ func (s *state) errorSince(ctx context.Context, now time.Time) (time.Time, error
 	return time.Unix(since, 0), nil
 }
 
-// clearError forgets the renewal error after the agent reports none.
+// clearError deletes the renewal error's start after the agent reports no
+// error.
 func (s *state) clearError(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM notice_error`); err != nil {
 		return fmt.Errorf("clearing the renewal error's start: %w", err)
