@@ -280,6 +280,26 @@ func TestMTASTSPolicyServed(t *testing.T) {
 	}
 }
 
+// TestHTTPSOnEveryHost checks that a certificate for Hosts covers every
+// request that Match accepts, which curl verifies by name.
+func TestHTTPSOnEveryHost(t *testing.T) {
+	s := startTLSServer(t, testOptions(t))
+	for _, tc := range []struct{ host, path, wantType string }{
+		{"example.org", "/.well-known/autoconfig/mail/config-v1.1.xml", "application/xml; charset=utf-8"},
+		{"autoconfig.example.org", "/mail/config-v1.1.xml", "application/xml; charset=utf-8"},
+		{"autodiscover.example.org", "/autodiscover/autodiscover.xml", "text/xml; charset=utf-8"},
+		{"mta-sts.example.org", "/.well-known/mta-sts.txt", "text/plain"},
+	} {
+		res := s.request(tc.host, tc.path)
+		if res.status != "200" {
+			t.Errorf("GET https://%s%s: status = %s, want 200", tc.host, tc.path, res.status)
+		}
+		if res.contentType != tc.wantType {
+			t.Errorf("GET https://%s%s: content type = %q, want %q", tc.host, tc.path, res.contentType, tc.wantType)
+		}
+	}
+}
+
 func TestMTASTSPolicyError(t *testing.T) {
 	opts := testOptions(t)
 	opts.MTASTSPolicy = func() (string, error) { return "", errors.New("no MTA-STS id yet") }

@@ -1,7 +1,15 @@
 package mailconfig
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -9,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
@@ -19,6 +28,9 @@ type server struct {
 	t    *testing.T
 	port string
 	curl string
+
+	// caFile, when set, is the certificate that curl trusts for HTTPS.
+	caFile string
 }
 
 func startServer(t *testing.T, opts Options) *server {
@@ -30,11 +42,65 @@ func startServer(t *testing.T, opts Options) *server {
 	}
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
+	return &server{t: t, port: listenerPort(t, ts), curl: curl}
+}
+
+// startTLSServer serves the handler over HTTPS with a self-signed
+// certificate for the handler's Hosts.
+func startTLSServer(t *testing.T, opts Options) *server {
+	t.Helper()
+	curl := testpeer.Require(t, "curl", "curl")
+	h, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	cert, certPEM := selfSignedCert(t, h.Hosts())
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ts := httptest.NewUnstartedServer(h)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return &server{t: t, port: listenerPort(t, ts), curl: curl, caFile: caFile}
+}
+
+func listenerPort(t *testing.T, ts *httptest.Server) string {
+	t.Helper()
 	_, port, err := net.SplitHostPort(ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &server{t: t, port: port, curl: curl}
+	return port
+}
+
+// selfSignedCert returns a certificate for names that is its own CA, and
+// the certificate in PEM.
+func selfSignedCert(t *testing.T, names []string) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: names[0]},
+		DNSNames:              names,
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // curlResult is what curl wrote about one response.
@@ -52,13 +118,19 @@ func (s *server) request(host, pathAndQuery string, args ...string) curlResult {
 	dir := s.t.TempDir()
 	bodyFile := filepath.Join(dir, "body")
 	headerFile := filepath.Join(dir, "headers")
-	url := "http://" + host + ":" + s.port + pathAndQuery
-	cmdArgs := append([]string{
+	scheme := "http"
+	cmdArgs := []string{
 		"-sS", "--max-time", "10",
 		"--resolve", host + ":" + s.port + ":127.0.0.1",
 		"-o", bodyFile, "-D", headerFile,
 		"-w", "%{http_code}\n%{content_type}",
-	}, args...)
+	}
+	if s.caFile != "" {
+		scheme = "https"
+		cmdArgs = append(cmdArgs, "--cacert", s.caFile)
+	}
+	url := scheme + "://" + host + ":" + s.port + pathAndQuery
+	cmdArgs = append(cmdArgs, args...)
 	cmdArgs = append(cmdArgs, url)
 
 	out, err := exec.Command(s.curl, cmdArgs...).CombinedOutput()
