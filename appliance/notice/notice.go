@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
@@ -196,19 +197,20 @@ func (n *Notifier) send(ctx context.Context, p *problem, now time.Time) error {
 		return err
 	}
 	settings, err := n.opts.Agent.GetSettings(ctx)
-	if errors.Is(err, control.ErrNoSettings) || (err == nil && settings.Domain == "") {
+	if err != nil && !isNoSettings(err) {
+		return fmt.Errorf("reading the agent's settings: %w", err)
+	}
+	domain := strings.TrimSuffix(settings.Domain, ".")
+	if domain == "" {
 		n.log.Info("certificate notice not sent: no domain set up yet", "problem", p.kind)
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading the agent's settings: %w", err)
 	}
 	if !settings.Services.Mail {
 		n.log.Info("certificate notice not sent: mail is turned off", "problem", p.kind)
 		return nil
 	}
 
-	msg, err := n.compose(p, owner, settings.Domain, now)
+	msg, err := n.compose(p, owner, domain, now)
 	if err != nil {
 		return err
 	}
@@ -222,6 +224,17 @@ func (n *Notifier) send(ctx context.Context, p *problem, now time.Time) error {
 	}
 	n.log.Info("certificate notice sent", "problem", p.kind, "reason", p.reason, "login", owner.Name)
 	return nil
+}
+
+// isNoSettings reports whether err means that the setup wizard has not sent
+// the agent any settings yet. Over the socket, *control.Client returns an
+// *control.Error with CodeNoSettings for that.
+func isNoSettings(err error) bool {
+	var apiErr *control.Error
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == control.CodeNoSettings
+	}
+	return errors.Is(err, control.ErrNoSettings)
 }
 
 // owner returns the box's owner, nil when the setup has not created one.

@@ -27,6 +27,8 @@ type fakeAgent struct {
 	mu       sync.Mutex
 	cert     *control.CertificateStatus
 	settings control.Settings
+	// noSettings makes GetSettings fail as before the setup.
+	noSettings bool
 }
 
 func (a *fakeAgent) Status(context.Context) (control.Status, error) {
@@ -36,6 +38,11 @@ func (a *fakeAgent) Status(context.Context) (control.Status, error) {
 }
 
 func (a *fakeAgent) GetSettings(context.Context) (control.Settings, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.noSettings {
+		return control.Settings{}, control.ErrNoSettings
+	}
 	return a.settings, nil
 }
 
@@ -464,6 +471,18 @@ func TestNoDomainNoMail(t *testing.T) {
 	b.check(t, b.notifier(t))
 	if got := len(b.inbox(t, "owner")); got != 0 {
 		t.Errorf("owner's inbox without a domain has %d messages, want 0", got)
+	}
+}
+
+// TestNoSettingsNoMail checks that a box before the setup sends nothing and
+// reports no error.
+func TestNoSettingsNoMail(t *testing.T) {
+	b := newBox(t, "familie.test", accounts.LanguageGerman)
+	b.agent.noSettings = true
+	b.agent.setCertificate(expiringCertificate(testStart))
+	b.check(t, b.notifier(t))
+	if got := len(b.inbox(t, "owner")); got != 0 {
+		t.Errorf("owner's inbox before the setup has %d messages, want 0", got)
 	}
 }
 
