@@ -148,8 +148,8 @@ func (n *Notifier) Run(ctx context.Context) error {
 
 // CheckNow reads the agent's status once and, when the certificate has a
 // problem that no notice reported within the last day, delivers a notice to
-// the owner. It returns nil when there is nothing to report or nobody to
-// report to (no owner yet, no domain yet, mail turned off).
+// the owner. It returns nil when there is nothing to report, and also when
+// the box cannot send a notice yet (no owner, no domain, mail turned off).
 func (n *Notifier) CheckNow(ctx context.Context) error {
 	n.state.mu.Lock()
 	defer n.state.mu.Unlock()
