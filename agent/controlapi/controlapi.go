@@ -54,12 +54,14 @@ type Jobs interface {
 	// Apply replaces the running work with the work of s; nil s means no
 	// settings yet.
 	Apply(s *control.Settings)
+	// PublishRecords sets the DNS records that heimwolke's services need.
+	PublishRecords(r control.ServiceRecords)
 	// Fill adds the work's state to a status.
 	Fill(st *control.Status)
 }
 
 // Agent implements control.Handler, control.SettingsHandler,
-// control.SettingsReader and control.UpdateHandler. It is safe for concurrent use.
+// control.SettingsReader, control.RecordsHandler and control.UpdateHandler. It is safe for concurrent use.
 type Agent struct {
 	stateDir string
 	version  string
@@ -174,6 +176,16 @@ func (a *Agent) PutSettings(ctx context.Context, s control.Settings) error {
 	if a.jobs != nil {
 		a.jobs.Apply(&s)
 	}
+	return nil
+}
+
+// PutRecords hands the services' DNS records to the jobs, which publish
+// and check them. Without jobs it rejects them with 501.
+func (a *Agent) PutRecords(ctx context.Context, r control.ServiceRecords) error {
+	if a.jobs == nil {
+		return &control.Error{StatusCode: http.StatusNotImplemented, Code: CodeNotImplemented, Message: "this agent publishes no DNS records"}
+	}
+	a.jobs.PublishRecords(r)
 	return nil
 }
 

@@ -89,6 +89,14 @@ type Engine struct {
 	mapper   *portmap.Mapper
 	hostname string // the published DNS name, for the status
 	jobErr   error  // the failure of a job to start, for the status
+
+	// The records that heimwolke's services need, and their state.
+	wanted       []libdns.Record
+	wantedZone   string
+	records      chan struct{} // wakes the records job; nil without a domain
+	recordsState []control.RecordStatus
+	publishErr   string
+	checkErr     string
 }
 
 // New returns an engine whose jobs run until ctx ends. It starts nothing
@@ -124,6 +132,7 @@ func (e *Engine) Apply(s *control.Settings) {
 	ctx, cancel := context.WithCancel(e.base)
 	e.stop, e.wg, e.settings = cancel, &sync.WaitGroup{}, s
 	e.certs, e.ddns, e.mapper, e.hostname, e.jobErr = nil, nil, nil, "", nil
+	e.records, e.recordsState, e.publishErr, e.checkErr = nil, nil, "", ""
 
 	var errs []error
 	if s != nil && s.Router.PortMapping {
@@ -141,6 +150,11 @@ func (e *Engine) Apply(s *control.Settings) {
 	}
 	if err := e.startCerts(ctx, s, provider); err != nil {
 		errs = append(errs, err)
+	}
+	if s != nil && s.Domain != "" {
+		wake := make(chan struct{}, 1)
+		e.records = wake
+		e.start(ctx, "records", func(ctx context.Context) error { return e.runRecords(ctx, provider, wake) })
 	}
 	e.jobErr = errors.Join(errs...)
 	if e.jobErr != nil {
@@ -390,6 +404,15 @@ func (z *zoneVerifier) Verify(ctx context.Context, name, rrtype string, want net
 func (e *Engine) Fill(st *control.Status) {
 	e.mu.Lock()
 	cm, u, m, host, jobErr := e.certs, e.ddns, e.mapper, e.hostname, e.jobErr
+	services := append([]control.RecordStatus(nil), e.recordsState...)
+	recordsErr := e.publishErr
+	if recordsErr == "" {
+		recordsErr = e.checkErr
+	}
+	domain := ""
+	if e.settings != nil {
+		domain = e.settings.Domain
+	}
 	e.mu.Unlock()
 
 	if cm != nil {
@@ -397,6 +420,15 @@ func (e *Engine) Fill(st *control.Status) {
 	}
 	if u != nil {
 		st.DNS, st.Network = dnsStatus(u.State(), host)
+	}
+	if len(services) > 0 || recordsErr != "" {
+		if st.DNS == nil {
+			st.DNS = &control.DNSStatus{Hostname: domain}
+		}
+		st.DNS.Records = append(st.DNS.Records, services...)
+		if st.DNS.LastError == "" {
+			st.DNS.LastError = recordsErr
+		}
 	}
 	if jobErr != nil {
 		if st.DNS == nil {

@@ -169,3 +169,73 @@ func TestLocalCertificateNoWarning(t *testing.T) {
 		t.Errorf("fresh local certificate until %v: ExpiryWarning = true, want false", st.Certificate.NotAfter)
 	}
 }
+
+// TestServiceRecordsPublished hands the engine mail records for a zone at
+// a real BIND and checks that they are published, that a TXT record of
+// another kind at the apex survives, and that the status marks each
+// record as published.
+func TestServiceRecordsPublished(t *testing.T) {
+	// BIND refuses an MX whose target in the zone has no address, so the
+	// mail host's A record is there already, as the dynamic DNS job would
+	// have published it.
+	bind := dnstest.StartBIND(t, "familie.test.", `@ 300 IN TXT "google-site-verification=abc123"`+"\nmail 300 IN A 192.0.2.25\n")
+	e, _ := newEngine(t, Options{})
+	e.Apply(&control.Settings{
+		Domain: "familie.test",
+		DNS: control.DNSSettings{
+			Provider: control.DNSRFC2136,
+			Hostname: "familie.test",
+			RFC2136: &control.RFC2136Settings{
+				Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
+				Algorithm: bind.Algorithm, Secret: bind.Secret,
+			},
+		},
+		ACME: control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
+	})
+	e.PublishRecords(control.ServiceRecords{Zone: "familie.test", Records: []control.ServiceRecord{
+		{Name: "@", Type: "MX", Data: "10 mail.familie.test.", TTL: 3600},
+		{Name: "@", Type: "TXT", Data: `"v=spf1 mx -all"`, TTL: 3600},
+		{Name: "_dmarc", Type: "TXT", Data: `"v=DMARC1; p=quarantine"`, TTL: 3600},
+		{Name: "_caldavs._tcp", Type: "SRV", Data: "0 1 443 familie.test.", TTL: 3600},
+	}})
+
+	var st control.Status
+	waitFor(t, "four published service records", func() bool {
+		st = control.Status{}
+		e.Fill(&st)
+		if st.DNS == nil {
+			return false
+		}
+		published := 0
+		for _, r := range st.DNS.Records {
+			if r.State == "published" && r.Type != "A" && r.Type != "AAAA" {
+				published++
+			}
+		}
+		return published == 4
+	})
+	var txt []string
+	for _, rr := range bind.Query(t, "familie.test.", dns.TypeTXT) {
+		if r, ok := rr.(*dns.TXT); ok {
+			txt = append(txt, r.Txt...)
+		}
+	}
+	if len(txt) != 2 {
+		t.Errorf("TXT records at the apex = %q, want the SPF record and the site verification", txt)
+	}
+	if mx := bind.Query(t, "familie.test.", dns.TypeMX); len(mx) != 1 {
+		t.Errorf("MX records at the apex = %v, want one", mx)
+	}
+}
+
+func TestTXTKind(t *testing.T) {
+	for in, want := range map[string]string{
+		`"v=spf1 mx -all"`:                "v=spf1",
+		"v=DMARC1; p=none":                "v=dmarc1",
+		"google-site-verification=abc123": "google-site-verification=abc123",
+	} {
+		if got := txtKind(in); got != want {
+			t.Errorf("txtKind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

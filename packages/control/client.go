@@ -56,6 +56,11 @@ func (c *Client) GetSettings(ctx context.Context) (Settings, error) {
 	return s, err
 }
 
+// PutRecords hands the agent the DNS records that the services need.
+func (c *Client) PutRecords(ctx context.Context, r ServiceRecords) error {
+	return c.do(ctx, http.MethodPut, PathRecords, r, nil)
+}
+
 // CertificateChanged notifies heimwolke that the agent wrote a new
 // certificate.
 func (c *Client) CertificateChanged(ctx context.Context, e CertificateEvent) error {

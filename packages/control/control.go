@@ -29,6 +29,9 @@ const (
 	// PathCertificateEvent takes POST with a CertificateEvent and replies
 	// 204 No Content.
 	PathCertificateEvent = "/v1/events/certificate"
+	// PathRecords takes PUT with ServiceRecords and replies 204 No
+	// Content: the DNS records that heimwolke's services need.
+	PathRecords = "/v1/records"
 	// PathUpdate takes POST with an empty body and replies 202 Accepted once
 	// the update has started.
 	PathUpdate = "/v1/update"
@@ -203,6 +206,61 @@ func (e CertificateEvent) Validate() error {
 	problems = appendPathProblem(problems, "key_file", e.KeyFile)
 	if e.NotAfter.IsZero() {
 		problems = append(problems, Problem{"not_after", "missing: give the certificate's expiry time"})
+	}
+	return newValidationError(problems)
+}
+
+// ServiceRecords are the DNS records that heimwolke's services need in
+// the household's zone besides the addresses: MX, SPF, DKIM, DMARC and
+// MTA-STS for mail, SRV and TXT for calendar discovery. The agent
+// publishes them when the DNS provider has an API, and checks them at the
+// zone's servers either way, so that the admin UI can mark each one.
+type ServiceRecords struct {
+	// Zone is the zone in ASCII, such as "example.org".
+	Zone    string          `json:"zone"`
+	Records []ServiceRecord `json:"records"`
+}
+
+// ServiceRecord is one record of ServiceRecords.
+type ServiceRecord struct {
+	// Name is relative to the zone, "@" for the zone's apex.
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Data is the record data in presentation format (RFC 1035 section
+	// 5.1) with absolute names, TXT text quoted.
+	Data string `json:"data"`
+	// TTL is in seconds.
+	TTL int `json:"ttl"`
+}
+
+// maxServiceRecords caps a request; the services need about twenty.
+const maxServiceRecords = 200
+
+// Validate reports every missing or invalid field of r.
+func (r ServiceRecords) Validate() error {
+	var problems []Problem
+	if err := checkDomainName(r.Zone); err != nil {
+		problems = append(problems, Problem{"zone", err.Error()})
+	}
+	if len(r.Records) > maxServiceRecords {
+		problems = append(problems, Problem{"records", fmt.Sprintf("%d records, more than %d", len(r.Records), maxServiceRecords)})
+	}
+	for i, rec := range r.Records {
+		field := fmt.Sprintf("records[%d]", i)
+		if rec.Name == "" || strings.ContainsAny(rec.Name, " \t\n") {
+			problems = append(problems, Problem{field + ".name", fmt.Sprintf("invalid name %q: give a name relative to the zone, or @", rec.Name)})
+		}
+		switch rec.Type {
+		case "MX", "TXT", "SRV", "CNAME", "CAA", "TLSA":
+		default:
+			problems = append(problems, Problem{field + ".type", fmt.Sprintf("type %q is not one the services publish: use MX, TXT, SRV, CNAME, CAA or TLSA", rec.Type)})
+		}
+		if rec.Data == "" {
+			problems = append(problems, Problem{field + ".data", "missing: give the record data"})
+		}
+		if rec.TTL < 60 || rec.TTL > 86400 {
+			problems = append(problems, Problem{field + ".ttl", fmt.Sprintf("TTL %d is outside 60 to 86400 seconds", rec.TTL)})
+		}
 	}
 	return newValidationError(problems)
 }

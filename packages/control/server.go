@@ -47,6 +47,12 @@ type SettingsReader interface {
 // server replies 404 Not Found with CodeNoSettings.
 var ErrNoSettings = errors.New("no settings yet: the setup wizard has not sent any")
 
+// RecordsHandler serves PUT /v1/records with validated records. The agent
+// implements it.
+type RecordsHandler interface {
+	PutRecords(ctx context.Context, r ServiceRecords) error
+}
+
 // CertificateHandler serves POST /v1/events/certificate with a validated
 // event. heimwolke implements it.
 type CertificateHandler interface {
@@ -100,6 +106,9 @@ func NewServer(handler Handler, log *slog.Logger) *Server {
 	}
 	if settings != nil {
 		s.routes[PathSettings] = route{settings, s.serveSettings}
+	}
+	if _, ok := handler.(RecordsHandler); ok {
+		s.routes[PathRecords] = route{[]string{http.MethodPut}, s.serveRecords}
 	}
 	if _, ok := handler.(CertificateHandler); ok {
 		s.routes[PathCertificateEvent] = route{[]string{http.MethodPost}, s.serveCertificateEvent}
@@ -272,6 +281,27 @@ func (s *Server) serveCertificateEvent(w http.ResponseWriter, r *http.Request, i
 		return
 	}
 	if err := s.handler.(CertificateHandler).CertificateChanged(r.Context(), event); err != nil {
+		s.writeHandlerError(w, id, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) serveRecords(w http.ResponseWriter, r *http.Request, id uint64) {
+	body, ok := s.readBody(w, r, id)
+	if !ok {
+		return
+	}
+	var records ServiceRecords
+	if err := decodeStrict(body, &records); err != nil {
+		s.writeError(w, id, decodeFailure(err))
+		return
+	}
+	if err := records.Validate(); err != nil {
+		s.writeError(w, id, decodeFailure(err))
+		return
+	}
+	if err := s.handler.(RecordsHandler).PutRecords(r.Context(), records); err != nil {
 		s.writeHandlerError(w, id, err)
 		return
 	}
