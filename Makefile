@@ -32,7 +32,7 @@ vm: build
 run: build
 	mkdir -p $(RUN_DIR)
 	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent \
-		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" & agent=$$!; \
+		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" --check-rebind=false & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 \
 		--smtp 127.0.0.1:2525 --submission 127.0.0.1:5587 --submissions 127.0.0.1:5465 --imaps 127.0.0.1:9993 \

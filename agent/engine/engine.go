@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/heimwolke/heimwolke/agent/ddns"
 	"github.com/heimwolke/heimwolke/agent/netaddr"
 	"github.com/heimwolke/heimwolke/agent/portmap"
+	"github.com/heimwolke/heimwolke/agent/rebind"
 	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/desec"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/dyndns2"
@@ -63,6 +65,11 @@ type Options struct {
 	// ACME DNS-01. Empty means the system's resolvers.
 	DNSResolvers []string
 
+	// CheckRebind turns on the DNS rebind check, which asks the resolver in
+	// /etc/resolv.conf (on the box: the router) for the published name.
+	// Off by default so that tests ask no outside resolver.
+	CheckRebind bool
+
 	// Ports overrides the ports that the router maps, for tests. Nil means
 	// the ports of the enabled services.
 	Ports []uint16
@@ -97,6 +104,9 @@ type Engine struct {
 	recordsState []control.RecordStatus
 	publishErr   string
 	checkErr     string
+
+	// rebind is the last DNS rebind check of the published addresses.
+	rebind *rebind.Result
 }
 
 // New returns an engine whose jobs run until ctx ends. It starts nothing
@@ -132,7 +142,7 @@ func (e *Engine) Apply(s *control.Settings) {
 	ctx, cancel := context.WithCancel(e.base)
 	e.stop, e.wg, e.settings = cancel, &sync.WaitGroup{}, s
 	e.certs, e.ddns, e.mapper, e.hostname, e.jobErr = nil, nil, nil, "", nil
-	e.records, e.recordsState, e.publishErr, e.checkErr = nil, nil, "", ""
+	e.records, e.recordsState, e.publishErr, e.checkErr, e.rebind = nil, nil, "", "", nil
 
 	var errs []error
 	if s != nil && s.Router.PortMapping {
@@ -165,18 +175,16 @@ func (e *Engine) Apply(s *control.Settings) {
 // Stop stops the running jobs and waits for them, so that the router's
 // port mappings are removed before the agent exits.
 func (e *Engine) Stop() {
+	// The jobs take the lock to report their state, so wait without it.
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.stopLocked()
-}
-
-func (e *Engine) stopLocked() {
-	if e.stop == nil {
+	stop, wg := e.stop, e.wg
+	e.stop = nil
+	e.mu.Unlock()
+	if stop == nil {
 		return
 	}
-	e.stop()
-	e.wg.Wait()
-	e.stop = nil
+	stop()
+	wg.Wait()
 }
 
 func (e *Engine) start(ctx context.Context, job string, run func(context.Context) error) {
@@ -258,7 +266,7 @@ func dnsProvider(s *control.Settings) (provider, error) {
 func serviceNames(s *control.Settings) []string {
 	var names []string
 	if s.Services.Mail {
-		names = append(names, "mail", "autoconfig", "mta-sts")
+		names = append(names, "mail", "autoconfig", "autodiscover", "mta-sts")
 	}
 	if s.Services.Chat {
 		names = append(names, "upload", "conference")
@@ -310,7 +318,63 @@ func (e *Engine) startDDNS(ctx context.Context, s *control.Settings, p provider)
 	}
 	e.ddns, e.hostname = u, host
 	e.start(ctx, "ddns", u.Run)
+	if e.opts.CheckRebind {
+		e.start(ctx, "rebind", func(ctx context.Context) error { return e.runRebind(ctx, u, host) })
+	}
 	return nil
+}
+
+// rebindInterval is how often the LAN's resolver is asked for the
+// published name; a change of the published addresses triggers a check
+// sooner.
+const rebindInterval = 30 * time.Minute
+
+// runRebind asks the LAN's resolver, as the household's devices do, for
+// the name that the dynamic DNS job publishes, and keeps the result for
+// the status: a router's DNS rebind protection may drop the answer.
+func (e *Engine) runRebind(ctx context.Context, u *ddns.Updater, host string) error {
+	var last []netip.Addr
+	lastCheck := time.Time{}
+	for {
+		st := u.State()
+		var published []netip.Addr
+		for _, r := range st.Records {
+			if strings.TrimSuffix(r.Name, ".") == host && r.Value.IsValid() && !r.Verified.IsZero() {
+				published = append(published, r.Value)
+			}
+		}
+		changed := !slices.Equal(published, last)
+		if len(published) > 0 && (changed || time.Since(lastCheck) > rebindInterval) {
+			res, err := rebind.Check(ctx, rebind.Config{Name: host, Published: published, LAN: lanNetipAddrs()})
+			lastCheck, last = time.Now(), published
+			if err != nil {
+				e.log.Warn("checking DNS rebind protection", "name", host, "err", err)
+			} else {
+				if res.State != rebind.OK {
+					e.log.Warn("LAN resolver does not return the published name", "name", host, "state", res.State, "resolver", res.Resolver.String())
+				}
+				e.mu.Lock()
+				e.rebind = &res
+				e.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+// lanNetipAddrs returns the box's private addresses.
+func lanNetipAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range lanAddresses() {
+		if a, ok := netip.AddrFromSlice(ip); ok && !a.IsLoopback() {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
 
 func (e *Engine) startCerts(ctx context.Context, s *control.Settings, p provider) error {
@@ -413,6 +477,7 @@ func (e *Engine) Fill(st *control.Status) {
 	if e.settings != nil {
 		domain = e.settings.Domain
 	}
+	rebindResult := e.rebind
 	e.mu.Unlock()
 
 	if cm != nil {
@@ -420,6 +485,9 @@ func (e *Engine) Fill(st *control.Status) {
 	}
 	if u != nil {
 		st.DNS, st.Network = dnsStatus(u.State(), host)
+		if rebindResult != nil {
+			rebindResult.Fill(st.Network)
+		}
 	}
 	if len(services) > 0 || recordsErr != "" {
 		if st.DNS == nil {

@@ -34,6 +34,7 @@ func main() {
 	hostname := flag.String("hostname", "heimwolke", "the box's LAN name without .local, for the local certificate")
 	localNames := flag.String("local-names", "", "further comma-separated names for the local certificate, such as localhost")
 	ipSources := flag.String("public-ip-dns", "208.67.222.222:53,216.239.32.10:53", "OpenDNS and Google name servers (host:port, comma-separated, in that order) that tell the box its public IPv4 address; empty: ask only the router")
+	checkRebind := flag.Bool("check-rebind", true, "ask the resolver in /etc/resolv.conf (the router) for the published name, to detect DNS rebind protection")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "heimwolke-agent: unexpected argument %q; run heimwolke-agent -h for the options\n", flag.Arg(0))
@@ -46,7 +47,7 @@ func main() {
 	}
 
 	log := logging.Setup("heimwolke-agent", slog.LevelInfo, *logConsole)
-	opts := engine.Options{Hostname: *hostname, Logger: log}
+	opts := engine.Options{Hostname: *hostname, Logger: log, CheckRebind: *checkRebind}
 	if *localNames != "" {
 		opts.LocalNames = strings.Split(*localNames, ",")
 	}
