@@ -2,25 +2,35 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/libdns/libdns"
+
+	"github.com/heimwolke/heimwolke/appliance/dav"
 	"github.com/heimwolke/heimwolke/appliance/mail/auth"
 	"github.com/heimwolke/heimwolke/appliance/mail/imap"
 	"github.com/heimwolke/heimwolke/appliance/mail/queue"
+	"github.com/heimwolke/heimwolke/appliance/mail/records"
 	"github.com/heimwolke/heimwolke/appliance/mail/smtp"
 	"github.com/heimwolke/heimwolke/appliance/mail/store"
+	"github.com/heimwolke/heimwolke/appliance/mailconfig"
+	"github.com/heimwolke/heimwolke/appliance/notice"
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/control"
+	"github.com/heimwolke/heimwolke/packages/dnsprovider/rrconv"
 )
 
 // mailAddrs are the mail ports; an empty address turns a port off.
@@ -49,6 +59,12 @@ type mail struct {
 	mu      sync.Mutex
 	current mailConfig
 	stop    func() // stops SMTP and the queue of current
+
+	// clientSetup serves autoconfig, autodiscover and the MTA-STS policy
+	// for the current domain; nil while mail is off.
+	clientSetup atomic.Pointer[mailconfig.Handler]
+	// sentRecords are the records last handed to the agent.
+	sentRecords *control.ServiceRecords
 }
 
 // startMail opens the mail store and the DKIM keys under dataDir, serves
@@ -89,6 +105,11 @@ func startMail(ctx context.Context, addrs mailAddrs, dataDir, dbPath string, db 
 			srv.Close()
 		}()
 	}
+	n, err := notice.New(notice.Options{Agent: agent, Users: accts, Deliverer: st, DB: db, Logger: log.With("service", "notice")})
+	if err != nil {
+		return nil, err
+	}
+	go n.Run(ctx)
 	go m.follow(ctx, agent)
 	return m, nil
 }
@@ -118,6 +139,9 @@ func (m *mail) follow(ctx context.Context, agent *control.Client) {
 		default:
 			m.apply(ctx, mailConfig{domain: strings.TrimSuffix(s.Domain, "."), smarthost: s.Mail.Smarthost})
 		}
+		if err == nil && s.Domain != "" {
+			m.sendRecords(ctx, agent, s)
+		}
 		select {
 		case <-ctx.Done():
 			m.apply(ctx, mailConfig{})
@@ -137,6 +161,7 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 	if m.stop != nil {
 		m.stop()
 		m.stop = nil
+		m.clientSetup.Store(nil)
 	}
 	m.current = cfg
 	if cfg.domain == "" || ctx.Err() != nil {
@@ -149,7 +174,88 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 		return
 	}
 	m.stop = stop
+	setup, err := mailconfig.New(mailconfig.Options{
+		Domain:       cfg.domain,
+		MailHost:     "mail." + cfg.domain,
+		MTASTSPolicy: func() (string, error) { return records.MTASTSPolicy(m.recordParams(cfg.domain)) },
+		Logger:       m.log,
+	})
+	if err != nil {
+		m.log.Error("not serving mail client setup", "domain", cfg.domain, "err", err)
+	}
+	m.clientSetup.Store(setup)
 	m.log.Info("mail started", "domain", cfg.domain, "relay", cfg.smarthost != nil)
+}
+
+// recordParams describes the domain's mail records.
+func (m *mail) recordParams(domain string) records.Params {
+	host := "mail." + domain
+	return records.Params{
+		Domain:        domain,
+		MailHost:      host,
+		DKIM:          m.keys.Records(),
+		ReportAddress: "postmaster@" + domain,
+		// The policy names only the mail host and the mode, so a hash of
+		// both changes exactly when the policy does.
+		MTASTSID: fmt.Sprintf("%x", sha256.Sum256([]byte("testing "+host)))[:16],
+	}
+}
+
+// sendRecords hands the agent the DNS records of the enabled services:
+// mail's records and the CalDAV/CardDAV discovery records. The agent
+// publishes them through the DNS provider and marks each one in the
+// admin UI; they are sent again only when they change.
+func (m *mail) sendRecords(ctx context.Context, agent *control.Client, s control.Settings) {
+	zone := strings.TrimSuffix(s.Domain, ".")
+	if s.DNS.RFC2136 != nil && s.DNS.RFC2136.Zone != "" {
+		zone = strings.TrimSuffix(s.DNS.RFC2136.Zone, ".")
+	}
+	var recs []libdns.Record
+	if s.Services.Mail {
+		mailRecs, err := records.Records(m.recordParams(strings.TrimSuffix(s.Domain, ".")))
+		if err != nil {
+			m.log.Error("building the mail DNS records", "domain", s.Domain, "err", err)
+			return
+		}
+		recs = append(recs, mailRecs...)
+	}
+	if s.Services.CalendarContacts {
+		recs = append(recs, dav.DNSRecords(strings.TrimSuffix(s.Domain, ".")+".", time.Hour)...)
+	}
+	want := control.ServiceRecords{Zone: zone}
+	for _, rec := range recs {
+		rr := rec.RR()
+		data, err := rrconv.Presentation(zone+".", rec)
+		if err != nil {
+			m.log.Error("encoding a DNS record", "name", rr.Name, "type", rr.Type, "err", err)
+			continue
+		}
+		want.Records = append(want.Records, control.ServiceRecord{
+			Name: rr.Name, Type: rr.Type, Data: data, TTL: int(rr.TTL / time.Second),
+		})
+	}
+	if len(want.Records) == 0 || (m.sentRecords != nil && reflect.DeepEqual(*m.sentRecords, want)) {
+		return
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := agent.PutRecords(reqCtx, want); err != nil {
+		m.log.Warn("handing the DNS records to the agent", "zone", zone, "err", err)
+		return
+	}
+	m.sentRecords = &want
+	m.log.Info("DNS records handed to the agent", "zone", zone, "records", len(want.Records))
+}
+
+// serveClientSetup serves autoconfig, autodiscover and MTA-STS requests
+// for the mail domain, and reports false for every other request.
+func (m *mail) serveClientSetup(w http.ResponseWriter, r *http.Request) bool {
+	h := m.clientSetup.Load()
+	if h == nil || !h.Match(r) {
+		return false
+	}
+	h.ServeHTTP(w, r)
+	return true
 }
 
 // startSMTP starts the queue and the SMTP listeners for cfg and returns the

@@ -145,9 +145,11 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "protocol", "http")
 
-	if _, err := startMail(ctx, addrs.mail, dataDir, dbPath, svc.db, svc.accounts, certs.TLSConfig(), control.NewClient(uiOpts.AgentSocket), log); err != nil {
+	mailSvc, err := startMail(ctx, addrs.mail, dataDir, dbPath, svc.db, svc.accounts, certs.TLSConfig(), control.NewClient(uiOpts.AgentSocket), log)
+	if err != nil {
 		return err
 	}
+	svc.clientSetup = mailSvc.serveClientSetup
 
 	servers := []*http.Server{srv}
 	if addrs.https != "" {

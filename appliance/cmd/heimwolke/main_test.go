@@ -199,8 +199,20 @@ func TestServicesOnHTTPS(t *testing.T) {
 }
 
 // settingsAgent stands in for heimwolke-agent on the control socket: it
-// serves fixed settings, as the agent does after the setup.
-type settingsAgent struct{ settings control.Settings }
+// serves fixed settings, as the agent does after the setup, and keeps the
+// DNS records that heimwolke hands it.
+type settingsAgent struct {
+	settings control.Settings
+	records  chan control.ServiceRecords
+}
+
+func (a settingsAgent) PutRecords(_ context.Context, r control.ServiceRecords) error {
+	select {
+	case a.records <- r:
+	default:
+	}
+	return nil
+}
 
 func (a settingsAgent) Status(context.Context) (control.Status, error) {
 	return control.Status{Program: "heimwolke-agent"}, nil
@@ -244,11 +256,11 @@ func TestMailFromAgentSettings(t *testing.T) {
 	socket := filepath.Join(dir, "agent.sock")
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	t.Cleanup(stopAgent)
-	agent := settingsAgent{control.Settings{
+	agent := settingsAgent{settings: control.Settings{
 		SchemaVersion: control.SchemaVersion,
 		Domain:        "familie.test",
-		Services:      control.ServiceSettings{Mail: true},
-	}}
+		Services:      control.ServiceSettings{Mail: true, CalendarContacts: true},
+	}, records: make(chan control.ServiceRecords, 1)}
 	go control.NewServer(agent, nil).Serve(agentCtx, socket)
 
 	bin := filepath.Join(dir, "heimwolke")
@@ -259,8 +271,8 @@ func TestMailFromAgentSettings(t *testing.T) {
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	smtpAddr, imapsAddr := freeAddr(t), freeAddr(t)
-	argv := strings.Join([]string{bin, "--http", freeAddr(t), "--https", "''", "--data", dataDir,
+	smtpAddr, imapsAddr, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	argv := strings.Join([]string{bin, "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
 		"--smtp", smtpAddr, "--submission", "''", "--submissions", "''", "--imaps", imapsAddr,
 		"--agent-socket", socket}, " ")
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
@@ -304,5 +316,32 @@ func TestMailFromAgentSettings(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "Authentication-Results: mail.familie.test") {
 		t.Errorf("message 1 lacks the box's Authentication-Results field:\n%s", out)
+	}
+
+	// The agent receives the records that mail and calendar discovery need.
+	select {
+	case recs := <-agent.records:
+		types := map[string]bool{}
+		for _, r := range recs.Records {
+			types[r.Name+" "+r.Type] = true
+		}
+		for _, want := range []string{"@ MX", "@ TXT", "_dmarc TXT", "_caldavs._tcp SRV", "_submissions._tcp SRV"} {
+			if !types[want] {
+				t.Errorf("records handed to the agent lack %s: %+v", want, recs.Records)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("heimwolke handed the agent no DNS records within 30 s")
+	}
+
+	// Thunderbird's autoconfig answers on the autoconfig host over HTTPS.
+	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+	out, err = exec.Command(curl, "-sS", "-k", "--resolve", "autoconfig.familie.test:"+httpsPort+":127.0.0.1",
+		"https://autoconfig.familie.test:"+httpsPort+"/mail/config-v1.1.xml?emailaddress=anna@familie.test").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl autoconfig: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "<hostname>mail.familie.test</hostname>") {
+		t.Errorf("autoconfig does not name mail.familie.test:\n%s", out)
 	}
 }

@@ -24,6 +24,9 @@ type services struct {
 	files    *files.Handler
 	dav      *dav.Handler
 	auth     func(protocol string, h http.Handler) http.Handler
+	// clientSetup serves the mail client setup requests of the mail
+	// domain and reports whether the request was one.
+	clientSetup func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // openServices opens the DAV services on the database at dbPath. Files live
@@ -81,6 +84,9 @@ func (s *services) httpsHandler(front http.Handler) http.Handler {
 	// segments; the DAV handlers reject those themselves with a clear
 	// status, so only the route is taken from the mux.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.clientSetup != nil && s.clientSetup(w, r) {
+			return
+		}
 		h, _ := mux.Handler(routeOnly(r))
 		h.ServeHTTP(w, r)
 	})
