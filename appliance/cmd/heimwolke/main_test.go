@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -38,12 +39,19 @@ func freeAddr(t *testing.T) string {
 // the TLS store at dir and returns its PEM file for curl's --cacert.
 func writeTestCertificate(t *testing.T, dir string) string {
 	t.Helper()
+	return writeTestCertificateSerial(t, dir, 1)
+}
+
+// writeTestCertificateSerial is writeTestCertificate with a serial number,
+// so that a test can tell a renewed certificate from the first.
+func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
+		SerialNumber:          big.NewInt(serial),
 		Subject:               pkix.Name{CommonName: "localhost"},
 		DNSNames:              []string{"localhost"},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -343,5 +351,72 @@ func TestMailFromAgentSettings(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "<hostname>mail.familie.test</hostname>") {
 		t.Errorf("autoconfig does not name mail.familie.test:\n%s", out)
+	}
+
+	checkRenewalOnEveryProtocol(t, filepath.Join(dataDir, "tls"), httpsAddr, imapsAddr, smtpAddr)
+}
+
+// serialOf returns the serial number of the certificate that the server at
+// addr presents, as openssl s_client sees it, in hex.
+func serialOf(t *testing.T, addr, starttls string) string {
+	t.Helper()
+	openssl := testpeer.Require(t, "openssl", "openssl")
+	args := []string{"s_client", "-connect", addr, "-servername", "localhost"}
+	if starttls != "" {
+		args = append(args, "-starttls", starttls)
+	}
+	sc := exec.Command(openssl, args...)
+	sc.Stdin = strings.NewReader("")
+	pemOut, err := sc.Output()
+	if err != nil {
+		t.Fatalf("openssl s_client %s: %v", addr, err)
+	}
+	x := exec.Command(openssl, "x509", "-noout", "-serial")
+	x.Stdin = strings.NewReader(string(pemOut))
+	out, err := x.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl x509 -serial: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "serial="))
+}
+
+// checkRenewalOnEveryProtocol writes a renewed certificate into the TLS
+// store, as the agent does, and checks that new connections on HTTPS,
+// IMAPS and SMTP STARTTLS get it without a restart, while an IMAP
+// connection opened before keeps working.
+func checkRenewalOnEveryProtocol(t *testing.T, tlsDir, httpsAddr, imapsAddr, smtpAddr string) {
+	t.Helper()
+	for _, c := range []struct{ addr, starttls string }{{httpsAddr, ""}, {imapsAddr, ""}, {smtpAddr, "smtp"}} {
+		if got := serialOf(t, c.addr, c.starttls); got != "01" {
+			t.Fatalf("serial on %s before the renewal = %s, want 01", c.addr, got)
+		}
+	}
+	old, err := tls.Dial("tcp", imapsAddr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	greeting := make([]byte, 512)
+	if _, err := old.Read(greeting); err != nil {
+		t.Fatalf("IMAP greeting: %v", err)
+	}
+
+	writeTestCertificateSerial(t, tlsDir, 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range []struct{ addr, starttls string }{{httpsAddr, ""}, {imapsAddr, ""}, {smtpAddr, "smtp"}} {
+		for serialOf(t, c.addr, c.starttls) != "02" {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves serial 01 ten seconds after the renewal", c.addr)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if _, err := old.Write([]byte("a1 NOOP\r\n")); err != nil {
+		t.Fatalf("IMAP connection from before the renewal: %v", err)
+	}
+	reply := make([]byte, 512)
+	n, err := old.Read(reply)
+	if err != nil || !strings.Contains(string(reply[:n]), "a1 OK") {
+		t.Errorf("NOOP on the IMAP connection from before the renewal: %q, %v; want a1 OK", reply[:n], err)
 	}
 }
