@@ -63,6 +63,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"two VCALENDARs", "PUT", cal + "keep.ics", withEvent("BEGIN:VEVENT\r\nUID:keep\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\n") + withEvent("BEGIN:VEVENT\r\nUID:other\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\n"), http.StatusBadRequest},
 		{"METHOD in a stored object", "PUT", cal + "keep.ics", withEvent("METHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:keep\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\n"), http.StatusForbidden},
 		{"two UIDs", "PUT", cal + "keep.ics", withEvent("BEGIN:VEVENT\r\nUID:keep\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:other\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\n"), http.StatusForbidden},
+		{"line ending in a parameter", "PUT", cal + "keep.ics", withEvent("BEGIN:VEVENT\r\nUID:keep\r\nDTSTART;VALUE=DATE\r\nEND:VEVENT\r\n"), http.StatusBadRequest},
+		{"vCard line ending in a parameter", "PUT", book + "keep.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;CHARSET\r\nEND:VCARD\r\n", http.StatusBadRequest},
 		{"invalid DTSTART", "PUT", cal + "keep.ics", withEvent("BEGIN:VEVENT\r\nUID:keep\r\nDTSTART:tomorrow\r\nEND:VEVENT\r\n"), http.StatusBadRequest},
 		{"invalid RRULE", "PUT", cal + "keep.ics", withEvent("BEGIN:VEVENT\r\nUID:keep\r\nDTSTART:20260301T100000Z\r\nRRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\n"), http.StatusBadRequest},
 		{"no VERSION", "PUT", cal + "keep.ics", "BEGIN:VCALENDAR\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:keep\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", http.StatusBadRequest},

@@ -1,7 +1,6 @@
 package dav
 
 import (
-	"bytes"
 	"encoding/xml"
 	"net/http"
 	"strings"
@@ -120,7 +119,7 @@ func (f *calendarFilter) window() *timeWindow {
 
 // matches parses data and evaluates the filter on it.
 func (f *calendarFilter) matches(data []byte) (bool, error) {
-	cal, err := ical.NewDecoder(bytes.NewReader(data)).Decode()
+	cal, err := decodeOneCalendar(data)
 	if err != nil {
 		return false, err
 	}
@@ -313,7 +312,7 @@ func (query *addressbookQuery) matches(data []byte) (bool, error) {
 	if len(query.filters) == 0 {
 		return true, nil
 	}
-	card, err := vcard.NewDecoder(bytes.NewReader(data)).Decode()
+	card, err := decodeOneVCard(data)
 	if err != nil {
 		return false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -44,13 +45,9 @@ func parseCalendarObject(data []byte) (*parsedCalendar, error) {
 	if err := checkText(data); err != nil {
 		return nil, preconditionError(http.StatusBadRequest, condValidCalendarData, "invalid iCalendar data: %v", err)
 	}
-	dec := ical.NewDecoder(bytes.NewReader(data))
-	cal, err := dec.Decode()
+	cal, err := decodeOneCalendar(data)
 	if err != nil {
 		return nil, preconditionError(http.StatusBadRequest, condValidCalendarData, "invalid iCalendar data: %v", err)
-	}
-	if _, err := dec.Decode(); err != io.EOF {
-		return nil, preconditionError(http.StatusBadRequest, condValidCalendarData, "invalid iCalendar data: more than one VCALENDAR")
 	}
 	if v := cal.Props.Get(ical.PropVersion); v == nil || v.Value != "2.0" {
 		return nil, preconditionError(http.StatusBadRequest, condValidCalendarData, "invalid iCalendar data: VERSION:2.0 is missing")
@@ -64,6 +61,44 @@ func parseCalendarObject(data []byte) (*parsedCalendar, error) {
 		return nil, preconditionError(http.StatusForbidden, condValidCalendarObject, "invalid calendar object: it needs a VEVENT, VTODO or VJOURNAL with a UID")
 	}
 	return &parsedCalendar{cal: cal, uid: uid, component: comp}, nil
+}
+
+// decodeOneCalendar decodes data, which must hold exactly one VCALENDAR.
+// go-ical's decoder (version 20250329121855) panics on some malformed
+// parameters, such as a line that ends inside a parameter value, so a
+// panic becomes an error.
+func decodeOneCalendar(data []byte) (cal *ical.Calendar, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cal, err = nil, fmt.Errorf("malformed content line (%v)", r)
+		}
+	}()
+	dec := ical.NewDecoder(bytes.NewReader(data))
+	if cal, err = dec.Decode(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Decode(); err != io.EOF {
+		return nil, errors.New("more than one VCALENDAR")
+	}
+	return cal, nil
+}
+
+// decodeOneVCard decodes data, which must hold exactly one vCard, and
+// turns a panic of the decoder into an error as decodeOneCalendar does.
+func decodeOneVCard(data []byte) (card vcard.Card, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			card, err = nil, fmt.Errorf("malformed content line (%v)", r)
+		}
+	}()
+	dec := vcard.NewDecoder(bytes.NewReader(data))
+	if card, err = dec.Decode(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Decode(); err != io.EOF {
+		return nil, errors.New("more than one vCard in the body")
+	}
+	return card, nil
 }
 
 // checkDates parses every date of the object once, so that a bad DTSTART
@@ -82,13 +117,9 @@ func parseVCard(data []byte) (vcard.Card, string, error) {
 	if err := checkText(data); err != nil {
 		return nil, "", preconditionError(http.StatusBadRequest, condValidAddressData, "invalid vCard: %v", err)
 	}
-	dec := vcard.NewDecoder(bytes.NewReader(data))
-	card, err := dec.Decode()
+	card, err := decodeOneVCard(data)
 	if err != nil {
 		return nil, "", preconditionError(http.StatusBadRequest, condValidAddressData, "invalid vCard: %v", err)
-	}
-	if _, err := dec.Decode(); err != io.EOF {
-		return nil, "", preconditionError(http.StatusBadRequest, condValidAddressData, "invalid vCard: more than one vCard in the body")
 	}
 	version := card.Value(vcard.FieldVersion)
 	if version != "3.0" && version != "4.0" {
