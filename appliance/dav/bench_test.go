@@ -286,7 +286,7 @@ func measure(b *testing.B, s *benchServer, n int) benchResult {
 // returns fewer), and the ratios of the others' times to Heimwolke's.
 // Run it with: go test -run '^$' -bench . -benchtime 1x -timeout 0 ./appliance/dav/
 // The timeout must go, because Radicale 3.1.8 and Xandikos 0.2.8 take
-// longer for each PUT as the calendar grows: a run with 10,000 events took
+// longer for each PUT as the calendar grows. A run with 10,000 events took
 // 63 minutes on a 2-core AMD EPYC VM, almost all of it in their PUTs.
 func BenchmarkCalDAVServers(b *testing.B) {
 	n := benchEvents

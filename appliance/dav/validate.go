@@ -63,7 +63,7 @@ func parseCalendarObject(data []byte) (*parsedCalendar, error) {
 	return &parsedCalendar{cal: cal, uid: uid, component: comp}, nil
 }
 
-// decodeOneCalendar decodes data, which must hold exactly one VCALENDAR.
+// decodeOneCalendar decodes data, which must contain exactly one VCALENDAR.
 // go-ical's decoder (version 20250329121855) panics on some malformed
 // parameters, such as a line that ends inside a parameter value, so a
 // panic becomes an error.
@@ -83,7 +83,7 @@ func decodeOneCalendar(data []byte) (cal *ical.Calendar, err error) {
 	return cal, nil
 }
 
-// decodeOneVCard decodes data, which must hold exactly one vCard, and
+// decodeOneVCard decodes data, which must contain exactly one vCard, and
 // turns a panic of the decoder into an error as decodeOneCalendar does.
 func decodeOneVCard(data []byte) (card vcard.Card, err error) {
 	defer func() {
