@@ -183,7 +183,7 @@ func TestServicesOnHTTPS(t *testing.T) {
 		{"shared folder", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/shared/"}, "207"},
 		{"calendar home", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/calendars/anna/"}, "207"},
 		{"address book home", login, []string{"-X", "PROPFIND", "-H", "Depth: 1", base + "/dav/addressbooks/anna/"}, "207"},
-		{"caldav discovery", login, []string{base + "/.well-known/caldav"}, "301"},
+		{"caldav discovery", "", []string{base + "/.well-known/caldav"}, "301"},
 		{"web interface", "", []string{base + "/healthz"}, "200"},
 	} {
 		if got := request(c.user, c.args...); got != c.want {

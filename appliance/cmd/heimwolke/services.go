@@ -75,10 +75,10 @@ func (s *services) httpsHandler(front http.Handler) http.Handler {
 	for _, prefix := range []string{files.HomePrefix, files.SharedPrefix, files.WebsitePrefix} {
 		mux.Handle(prefix, fileDAV)
 	}
-	calDAV := s.auth("dav", s.dav)
-	mux.Handle(dav.Prefix, calDAV)
-	mux.Handle("/.well-known/caldav", calDAV)
-	mux.Handle("/.well-known/carddav", calDAV)
+	mux.Handle(dav.Prefix, s.auth("dav", s.dav))
+	// The discovery redirects (RFC 6764) need no login.
+	mux.Handle("/.well-known/caldav", s.dav)
+	mux.Handle("/.well-known/carddav", s.dav)
 	mux.Handle("/", front)
 	// The mux would clean paths and redirect requests with "." or ".."
 	// segments; the DAV handlers reject those themselves with a clear
