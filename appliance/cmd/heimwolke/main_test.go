@@ -9,12 +9,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,43 +89,68 @@ func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
 	return caFile
 }
 
-// TestServicesOnHTTPS builds heimwolke, starts it on loopback ports with a
-// member and an app password in its database, and checks with curl that
-// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth, and that
-// IMAP answers with implicit TLS.
-func TestServicesOnHTTPS(t *testing.T) {
-	curl := testpeer.Require(t, "curl", "curl")
+// testBox is a data folder with the owner anna, her app password and a
+// certificate for localhost, for a heimwolke started by the test.
+type testBox struct {
+	dir, dataDir string
+	secret       string // anna's app password
+	caFile       string // the certificate, for curl's --cacert
+}
+
+func newTestBox(t *testing.T, scope accounts.Scope) *testBox {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	b := &testBox{dir: t.TempDir()}
+	b.dataDir = filepath.Join(b.dir, "data")
+	if err := os.MkdirAll(b.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	store, err := accounts.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), accounts.Options{})
+	store, err := accounts.Open(ctx, filepath.Join(b.dataDir, "heimwolke.db"), accounts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer store.Close()
 	owner, err := store.CreateOwner(ctx, accounts.NewUser{Name: "anna", Language: accounts.LanguageGerman, Password: "Kastanienbaum-2026"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "laptop", accounts.ScopeDAV|accounts.ScopeMail)
-	if err != nil {
+	if b.secret, _, err = store.CreateAppPassword(ctx, owner.ID, "laptop", scope); err != nil {
 		t.Fatal(err)
 	}
-	store.Close()
-	caFile := writeTestCertificate(t, filepath.Join(dataDir, "tls"))
+	b.caFile = writeTestCertificate(t, filepath.Join(b.dataDir, "tls"))
+	return b
+}
 
-	bin := filepath.Join(dir, "heimwolke")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// heimwolkeBinary builds the program once per test run.
+func heimwolkeBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "heimwolke-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "heimwolke")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	httpsAddr, imapsAddr := freeAddr(t), freeAddr(t)
-	// Without an agent there are no settings, so SMTP stays off; its
-	// addresses are loopback ones all the same.
-	cmd := exec.Command(bin, "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
-		"--imaps", imapsAddr, "--smtp", freeAddr(t), "--submission", freeAddr(t), "--submissions", freeAddr(t),
-		"--agent-socket", filepath.Join(dir, "no-agent.sock"))
+	return binPath
+}
+
+// start runs cmd until the test ends and logs its output if the test
+// failed.
+func start(t *testing.T, cmd *exec.Cmd) *testpeer.Buffer {
+	t.Helper()
 	logs := &testpeer.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -136,6 +163,23 @@ func TestServicesOnHTTPS(t *testing.T) {
 			t.Logf("heimwolke's log:\n%s", logs.String())
 		}
 	})
+	return logs
+}
+
+// TestServicesOnHTTPS builds heimwolke, starts it on loopback ports with a
+// member and an app password in its database, and checks with curl that
+// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth, and that
+// IMAP answers with implicit TLS.
+func TestServicesOnHTTPS(t *testing.T) {
+	curl := testpeer.Require(t, "curl", "curl")
+	b := newTestBox(t, accounts.ScopeDAV|accounts.ScopeMail)
+	dir, dataDir, secret, caFile := b.dir, b.dataDir, b.secret, b.caFile
+	httpsAddr, imapsAddr := freeAddr(t), freeAddr(t)
+	// Without an agent there are no settings, so SMTP stays off; its
+	// addresses are loopback ones all the same.
+	start(t, exec.Command(heimwolkeBinary(t), "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
+		"--imaps", imapsAddr, "--smtp", freeAddr(t), "--submission", freeAddr(t), "--submissions", freeAddr(t),
+		"--agent-socket", filepath.Join(dir, "no-agent.sock")))
 
 	_, port, _ := net.SplitHostPort(httpsAddr)
 	base := "https://localhost:" + port
@@ -241,25 +285,8 @@ func TestMailFromAgentSettings(t *testing.T) {
 	unshare := testpeer.Require(t, "unshare", "util-linux")
 	testpeer.RequireRoot(t, "mounting a private resolv.conf for heimwolke")
 	ctx := context.Background()
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	store, err := accounts.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), accounts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := store.CreateOwner(ctx, accounts.NewUser{Name: "anna", Language: accounts.LanguageGerman, Password: "Kastanienbaum-2026"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, _, err := store.CreateAppPassword(ctx, owner.ID, "phone", accounts.ScopeMail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
-	caFile := writeTestCertificate(t, filepath.Join(dataDir, "tls"))
+	b := newTestBox(t, accounts.ScopeMail)
+	dir, dataDir, secret, caFile := b.dir, b.dataDir, b.secret, b.caFile
 
 	socket := filepath.Join(dir, "agent.sock")
 	agentCtx, stopAgent := context.WithCancel(ctx)
@@ -271,10 +298,7 @@ func TestMailFromAgentSettings(t *testing.T) {
 	}, records: make(chan control.ServiceRecords, 1)}
 	go control.NewServer(agent, nil).Serve(agentCtx, socket)
 
-	bin := filepath.Join(dir, "heimwolke")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := heimwolkeBinary(t)
 	resolv := filepath.Join(dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -283,20 +307,8 @@ func TestMailFromAgentSettings(t *testing.T) {
 	argv := strings.Join([]string{bin, "--http", freeAddr(t), "--https", httpsAddr, "--data", dataDir,
 		"--smtp", smtpAddr, "--submission", "''", "--submissions", "''", "--imaps", imapsAddr,
 		"--agent-socket", socket}, " ")
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
-		"mount --bind "+resolv+" /etc/resolv.conf && exec "+argv)
-	logs := &testpeer.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("heimwolke's log:\n%s", logs.String())
-		}
-	})
+	logs := start(t, exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		"mount --bind "+resolv+" /etc/resolv.conf && exec "+argv))
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs.String(), "protocol=smtp") {
 		if time.Now().After(deadline) {
