@@ -127,6 +127,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // heimwolkeBinary builds the program once per test run.
 func heimwolkeBinary(t *testing.T) string {
 	t.Helper()
