@@ -75,6 +75,12 @@ func (c Config) withDefaults() Config {
 //   - The pair of account and source. It only records how many failures a
 //     later success from that source cancels.
 //
+// A LAN source that logged in to an account successfully within Forget is
+// a known device of that account: the account's LAN counter does not slow
+// it down, so that another device on the LAN that guesses the password
+// cannot lock the household out of its own phones and computers. The
+// source counter still applies to it.
+//
 // A Limiter is safe for concurrent use. The zero value is not usable; call New.
 type Limiter struct {
 	cfg Config
@@ -96,6 +102,7 @@ const (
 	kindAccountInternet
 	kindSource
 	kindPair
+	kindKnown // a LAN source's last successful login to an account
 )
 
 type counter struct {
@@ -119,14 +126,26 @@ func (l *Limiter) Check(account string, src netip.Addr) time.Duration {
 	defer l.mu.Unlock()
 
 	now := l.cfg.Now()
+	keys := l.keys(account, src)
+	known := l.known(keys, now)
 	var wait time.Duration
-	for _, k := range l.keys(account, src) {
-		if k.kind == kindPair {
+	for _, k := range keys {
+		if k.kind == kindPair || (k.kind == kindAccountLAN && known) {
 			continue
 		}
 		wait = max(wait, l.waitFor(l.counters[k], now))
 	}
 	return wait
+}
+
+// known reports whether the LAN source of keys logged in to the account
+// successfully within Forget.
+func (l *Limiter) known(keys [3]key, now time.Time) bool {
+	if keys[0].kind != kindAccountLAN {
+		return false
+	}
+	c := l.counters[key{kind: kindKnown, account: keys[2].account, source: keys[2].source}]
+	return c != nil && !l.forgotten(c, now)
 }
 
 // Fail counts a failed login for account from src.
@@ -160,12 +179,20 @@ func (l *Limiter) Succeed(account string, src netip.Addr) {
 
 	keys := l.keys(account, src)
 	accountKey, sourceKey, pairKey := keys[0], keys[1], keys[2]
+	now := l.cfg.Now()
+	if accountKey.kind == kindAccountLAN {
+		knownKey := key{kind: kindKnown, account: account, source: pairKey.source}
+		if l.counters[knownKey] == nil && len(l.counters) >= l.cfg.MaxKeys {
+			l.prune(now)
+		}
+		l.counters[knownKey] = &counter{last: now}
+	}
 	pair := l.counters[pairKey]
 	if pair == nil {
 		return
 	}
 	delete(l.counters, pairKey)
-	if l.forgotten(pair, l.cfg.Now()) {
+	if l.forgotten(pair, now) {
 		return
 	}
 
@@ -283,8 +310,16 @@ func (l *Limiter) prune(now time.Time) {
 	for k, c := range l.counters {
 		entries = append(entries, entry{k, c})
 	}
+	// Known devices go last: a flood of failures must not make the
+	// household's own devices strangers again.
+	isKnown := func(e entry) int {
+		if e.k.kind == kindKnown {
+			return 1
+		}
+		return 0
+	}
 	slices.SortFunc(entries, func(a, b entry) int {
-		return cmp.Or(cmp.Compare(a.c.failures, b.c.failures), a.c.last.Compare(b.c.last))
+		return cmp.Or(cmp.Compare(isKnown(a), isKnown(b)), cmp.Compare(a.c.failures, b.c.failures), a.c.last.Compare(b.c.last))
 	})
 	for _, e := range entries[:len(entries)-target] {
 		delete(l.counters, e.k)

@@ -237,3 +237,34 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("got %d counters, want at most 50", n)
 	}
 }
+
+// TestKnownLANDeviceNotLockedOut checks that a LAN device that logged in to
+// an account before keeps logging in while another LAN device guesses that
+// account's password, and that a new LAN device is still slowed down.
+func TestKnownLANDeviceNotLockedOut(t *testing.T) {
+	l, clk := newTestLimiter(t, Config{})
+	phone := netip.MustParseAddr("192.168.178.30")
+	attacker := netip.MustParseAddr("192.168.178.66")
+	l.Succeed("anna", phone)
+	for range 20 {
+		l.Fail("anna", attacker)
+		clk.Advance(time.Second)
+	}
+	if wait := l.Check("anna", phone); wait != 0 {
+		t.Errorf("known phone: wait %v after another LAN device failed 20 times, want 0", wait)
+	}
+	if wait := l.Check("anna", attacker); wait == 0 {
+		t.Error("attacker: no wait after 20 failures, want a wait")
+	}
+	if wait := l.Check("anna", netip.MustParseAddr("192.168.178.77")); wait == 0 {
+		t.Error("new LAN device: no wait after 20 failures on the account, want a wait")
+	}
+	clk.Advance(25 * time.Hour)
+	l.Fail("anna", attacker)
+	for range 6 {
+		l.Fail("anna", netip.MustParseAddr("192.168.178.67"))
+	}
+	if wait := l.Check("anna", phone); wait == 0 {
+		t.Error("phone that has not logged in for 25 hours: no wait, want the account's LAN wait")
+	}
+}
