@@ -107,8 +107,14 @@ func checkName(name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, tempPrefix) {
 		return fmt.Errorf("%w: %q", webui.ErrInvalidName, name)
 	}
+	if len(norm.NFC.String(name)) > maxNameBytes {
+		return fmt.Errorf("%w: longer than %d bytes", webui.ErrInvalidName, maxNameBytes)
+	}
 	return nil
 }
+
+// maxNameBytes is the longest file name that ext4 stores.
+const maxNameBytes = 255
 
 // mapFSError turns file system errors into the web UI's sentinels.
 func mapFSError(err error) error {
@@ -121,6 +127,8 @@ func mapFSError(err error) error {
 		return fmt.Errorf("%w: %w", webui.ErrFileExists, err)
 	case errors.Is(err, errQuotaExceeded), errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("%w: %w", webui.ErrQuotaExceeded, err)
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return fmt.Errorf("%w: longer than %d bytes: %w", webui.ErrInvalidName, maxNameBytes, err)
 	}
 	return err
 }
@@ -208,7 +216,7 @@ func (h *Handler) UploadFile(ctx context.Context, user *accounts.User, folderNam
 // store writes body to rel through an atomic upload, unless a WebDAV lock
 // covers rel.
 func (fsys *rootFS) store(rel string, body io.Reader) error {
-	if len(fsys.locks.tokensFor(time.Now(), "/"+rel)) > 0 {
+	if len(fsys.locks.TokensFor(time.Now(), "/"+rel)) > 0 {
 		return fmt.Errorf("%w: %s is locked by a WebDAV client", webui.ErrFileExists, rel)
 	}
 	up, err := fsys.newUpload(rel)

@@ -25,6 +25,8 @@ import (
 
 	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/accounts"
+
+	"github.com/heimwolke/heimwolke/packages/davlock"
 )
 
 // The URL paths of the folders. A member reaches their own home and the
@@ -114,7 +116,7 @@ type Handler struct {
 // rootState is the lock system and usage counter of one folder tree, kept
 // across requests.
 type rootState struct {
-	locks *lockSystem
+	locks *davlock.System
 	usage *usage
 }
 
@@ -215,7 +217,7 @@ func (h *Handler) state(f folder) *rootState {
 	defer h.mu.Unlock()
 	st, ok := h.roots[f.key]
 	if !ok {
-		st = &rootState{locks: newLockSystem(), usage: &usage{}}
+		st = &rootState{locks: davlock.New(), usage: &usage{}}
 		h.roots[f.key] = st
 	}
 	return st

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/webdav"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/heimwolke/heimwolke/packages/davlock"
 )
 
 // tempPrefix starts the names of uploads in progress. Listings hide such
@@ -40,7 +42,7 @@ type rootFS struct {
 	// when the PROPFIND body names them.
 	wantQuota bool
 	wantLocks bool
-	locks     *lockSystem
+	locks     *davlock.System
 	prefix    string
 
 	// statCache keeps what Readdir learned about files and folders, so

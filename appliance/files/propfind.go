@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/webdav"
+
+	"github.com/heimwolke/heimwolke/packages/davlock"
 )
 
 // This file serves the common PROPFIND requests itself: allprop or a list
@@ -79,11 +81,6 @@ var (
 	allpropNames = []xml.Name{propResourceType, propDisplayName, propContentLength, propLastModified,
 		propContentType, propETag, propSupportedLock}
 )
-
-// supportedLockXML lists exclusive and shared write locks (RFC 4918
-// section 15.10).
-const supportedLockXML = `<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>` +
-	`<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
 
 // propfindEntry is one resource of the response.
 type propfindEntry struct {
@@ -273,11 +270,11 @@ func (fsys *rootFS) liveProp(e propfindEntry, n xml.Name) (string, bool) {
 	case propETag:
 		return escapeText(fmt.Sprintf(`"%x%x"`, e.info.ModTime().UnixNano(), e.info.Size())), !dir
 	case propSupportedLock:
-		return supportedLockXML, true
+		return davlock.SupportedLockXML, true
 	case lockDiscovery:
 		var b strings.Builder
-		for _, l := range fsys.locks.locksFor(time.Now(), e.name) {
-			b.WriteString(l.activeLockXML(fsys.prefix))
+		for _, l := range fsys.locks.LocksFor(time.Now(), e.name) {
+			b.WriteString(l.ActiveLockXML(fsys.prefix))
 		}
 		return b.String(), true
 	case quotaUsed, quotaAvailable:
