@@ -105,6 +105,10 @@ type Options struct {
 	// and the share links on /s/. Nil means that these pages are not
 	// found.
 	Files FileStore
+
+	// Mail gives the owner's /admin/mail and the member's /account/mail
+	// their aliases, queue and mbox export.
+	Mail MailServices
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -129,6 +133,7 @@ type Handler struct {
 	secrets *secretFlashes
 	website WebsitePublisher
 	files   FileStore
+	mail    MailServices
 
 	localRootFile string
 
@@ -180,6 +185,7 @@ func New(opts Options) (*Handler, error) {
 		secrets:  newSecretFlashes(opts.Now),
 		website:  opts.Website,
 		files:    opts.Files,
+		mail:     opts.Mail,
 		admin:    newAdminConfig(opts),
 		wizard:   wizard,
 
@@ -213,6 +219,7 @@ func (h *Handler) routes() {
 	h.registerWebsiteRoutes()
 	h.registerFileRoutes()
 	h.registerLocalCARoutes()
+	h.registerMailRoutes()
 
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
