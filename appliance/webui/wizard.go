@@ -326,6 +326,11 @@ func (h *Handler) saveMembersStep(w http.ResponseWriter, r *http.Request) {
 		errs.add("name", h.t(d.Lang, "validate.members.limit", "n", maxMembers))
 	}
 	m.Name = h.checkLoginName(&errs, d.Lang, f.Get("name"), append([]person{d.Owner}, d.Members...))
+	if m.Name != d.NewMember.Name {
+		// A kept password belongs to the name it was entered for: a new
+		// name must come with its own.
+		m.password = ""
+	}
 	h.checkDisplayName(&errs, d.Lang, m.DisplayName)
 	if m.Language != "de" && m.Language != "en" {
 		errs.add("language", h.t(d.Lang, "validate.language"))

@@ -212,6 +212,11 @@ func TestWizardMembersAddAndRemove(t *testing.T) {
 		"action", "add", "name", "Ben", "password", memberPassword, "password2", memberPassword, "language", "de"))
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantBody(t, res, "The login name ben is taken already")
+	// The password kept from the rejected form belongs to that name: a
+	// member under another name needs a password of their own.
+	res = b.submit("/setup/members", "/setup/members", form("action", "add", "name", "erik", "language", "de"))
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantBody(t, res, "Enter a password.")
 
 	wantRedirect(t, b.submit("/setup/members", "/setup/members", form("action", "remove", "member", "ben")), "/setup/members")
 	// "next" with a filled form adds that member before moving on.
