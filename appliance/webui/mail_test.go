@@ -242,8 +242,9 @@ for m in mailbox.mbox(sys.argv[1]):
 	if err != nil {
 		t.Fatalf("reading the export with Python's mailbox module: %v\n%s", err, out)
 	}
-	// The store quotes body lines that start with "From " as mboxrd does,
-	// and Python's mbox reader splits on them but leaves the quote.
+	// The store quotes body lines that start with "From " as mboxrd does.
+	// Python's mbox reader does not split at the quoted line and leaves
+	// the quote in the body.
 	want := "Hallo Ben|>From the garden: tomatoes.\nRechnung|Second message.\n"
 	if got := strings.ReplaceAll(string(out), "\r", ""); got != want {
 		t.Errorf("Python's mailbox module read:\n%s\nwant:\n%s", got, want)

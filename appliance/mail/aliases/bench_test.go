@@ -20,8 +20,8 @@ const (
 
 // BenchmarkAliasLookup compares the time per alias lookup of Directory,
 // which queries SQLite on every call, with Postfix's postmap reading the
-// same addresses from a hash: (Berkeley DB) virtual alias map in one
-// process. Half of the addresses are aliases and half are unknown. The
+// same addresses from a virtual alias map of type hash (Berkeley DB) in
+// one process. Half of the addresses are aliases and half are unknown. The
 // postmap time includes its process start. Directory.Lookup also looks up
 // the user first, as the SMTP server's RCPT handling needs.
 func BenchmarkAliasLookup(b *testing.B) {
