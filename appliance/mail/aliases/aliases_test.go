@@ -330,3 +330,32 @@ func TestSMTPDeliversToAliases(t *testing.T) {
 		t.Errorf("removed alias delivered to %q, want anna through the catch-all", got)
 	}
 }
+
+// FuzzLookup feeds Lookup and Add with addresses as they come from RCPT
+// TO and the admin form: neither may panic, and an address that Add
+// accepts must be valid and found by Lookup afterwards.
+func FuzzLookup(f *testing.F) {
+	for _, seed := range []string{"info@example.test", "a+b@example.test", "@example.test", "x@", "a..b@example.test", "\"q\"@example.test", "ä@example.test", "postmaster@EXAMPLE.TEST."} {
+		f.Add(seed)
+	}
+	d := newTestDirectory(f)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, addr string) {
+		d.Lookup(ctx, addr)
+		if err := d.Add(ctx, addr, "ben"); err != nil {
+			return
+		}
+		defer d.Remove(ctx, addr)
+
+		// Add trims the spaces that a form field may carry, and an SMTP
+		// client sends none.
+		trimmed := strings.TrimSpace(addr)
+		local, _, _ := strings.Cut(strings.ToLower(trimmed), "@")
+		if err := checkLocalPart(local); err != nil {
+			t.Errorf("Add(%q) accepted a local part that checkLocalPart rejects: %v", addr, err)
+		}
+		if got, err := d.Lookup(ctx, trimmed); got != "ben" || err != nil {
+			t.Errorf("Lookup(%q) after Add = %q, %v; want ben, nil", addr, got, err)
+		}
+	})
+}
