@@ -21,6 +21,13 @@ import (
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
+// The mail server's types implement the interfaces of the mail pages.
+var (
+	_ MailAliases = (*aliases.Directory)(nil)
+	_ MailQueue   = (*queue.Queue)(nil)
+	_ MailExport  = (*store.Store)(nil)
+)
+
 // staticQueue is a MailQueue with fixed entries.
 type staticQueue []queue.Entry
 
