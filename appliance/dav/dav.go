@@ -10,7 +10,8 @@
 // and reject PROPPATCH, MKCALENDAR and sync-collection. Its
 // filter matching ignores recurrence overrides and collations. So this
 // package has its own handler, time-range evaluation and vCard matching.
-// It does not serve WebDAV file storage, scheduling (RFC 6638) or LOCK.
+// Write locks (RFC 4918 class 2) come from packages/davlock. It does not
+// serve WebDAV file storage or scheduling (RFC 6638).
 package dav
 
 import (
@@ -24,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/heimwolke/heimwolke/appliance/webui"
+	"github.com/heimwolke/heimwolke/packages/davlock"
 )
 
 // Options configures a Handler.
@@ -56,6 +58,7 @@ const Prefix = "/dav/"
 // with accounts.ScopeDAV.
 type Handler struct {
 	store   *store
+	locks   *davlock.System
 	maxSize int64
 	log     *slog.Logger
 }
@@ -78,7 +81,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating dav handler: %w", err)
 	}
-	return &Handler{store: s, maxSize: opts.MaxObjectSize, log: opts.Logger}, nil
+	return &Handler{store: s, locks: davlock.New(), maxSize: opts.MaxObjectSize, log: opts.Logger}, nil
 }
 
 // DeleteUser removes the calendars and address books of the user with
@@ -137,6 +140,14 @@ func (q *request) ctx() context.Context { return q.r.Context() }
 func (q *request) serve() {
 	var err error
 	switch q.r.Method {
+	case http.MethodPut, http.MethodDelete, "PROPPATCH", "MKCOL", "MKCALENDAR":
+		err = q.checkLocks()
+	}
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	switch q.r.Method {
 	case http.MethodOptions:
 		q.serveOptions()
 	case "PROPFIND":
@@ -155,6 +166,10 @@ func (q *request) serve() {
 		err = q.put()
 	case http.MethodDelete:
 		err = q.delete()
+	case "LOCK":
+		err = q.lock()
+	case "UNLOCK":
+		err = q.unlock()
 	default:
 		q.w.Header().Set("Allow", allowedMethods)
 		err = httpErrorf(http.StatusMethodNotAllowed, "method %s is not supported here", q.r.Method)
@@ -184,13 +199,13 @@ func (q *request) fail(err error) {
 	writeError(q.w, err)
 }
 
-const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR"
+const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR, LOCK, UNLOCK"
 
-// serveOptions advertises the DAV compliance classes: 1 (RFC 4918), 3
-// (RFC 4918 section 18.3), calendar-access (RFC 4791 section 5.1),
+// serveOptions advertises the DAV compliance classes: 1 (RFC 4918), 2
+// (locking, RFC 4918 section 18.2), 3 (RFC 4918 section 18.3), calendar-access (RFC 4791 section 5.1),
 // addressbook (RFC 6352 section 6.1) and extended-mkcol (RFC 5689).
 func (q *request) serveOptions() {
-	q.w.Header().Set("DAV", "1, 3, calendar-access, addressbook, extended-mkcol")
+	q.w.Header().Set("DAV", "1, 2, 3, calendar-access, addressbook, extended-mkcol")
 	q.w.Header().Set("Allow", allowedMethods)
 	q.w.Header().Set("Content-Length", "0")
 	q.w.WriteHeader(http.StatusOK)

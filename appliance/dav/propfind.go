@@ -42,7 +42,7 @@ var protectedProps = map[xml.Name]bool{
 	propSyncToken: true, propSupportedReports: true, propPrivileges: true, propCalendarHomeSet: true,
 	propAddressbookHomeSet: true, propSupportedComps: true, propSupportedCalData: true,
 	propSupportedAddrData: true, propCalMaxSize: true, propAddrMaxSize: true, propCalendarData: true,
-	propAddressData: true, propGetCTag: true,
+	propAddressData: true, propGetCTag: true, propLockDiscovery: true, propSupportedLock: true,
 }
 
 // propRequest is the property selection of a PROPFIND or REPORT: named
@@ -181,6 +181,7 @@ func (q *request) homeResources(children bool) ([]resourceProps, error) {
 	// has the discovery properties of the principal as well.
 	home.values[propCalendarHomeSet] = hrefXML(href(kindCalendar.homeSegment(), q.login, ""))
 	home.values[propAddressbookHomeSet] = hrefXML(href(kindAddressBook.homeSegment(), q.login, ""))
+	q.addLockProps(home)
 	resources := []resourceProps{home}
 	if !children {
 		return resources, nil
@@ -227,6 +228,7 @@ func (q *request) collectionProps(c *collection) resourceProps {
 	r.values[propPrivileges] = privilegesXML
 	r.values[propSyncToken] = escape(c.syncToken())
 	r.values[propGetCTag] = escape(c.syncToken())
+	q.addLockProps(r)
 	return r
 }
 
@@ -298,6 +300,7 @@ func (q *request) objectProps(c *collection, o *object) resourceProps {
 	r.values[propGetContentType] = contentType(c.kind)
 	r.values[propGetContentLength] = strconv.FormatInt(o.size, 10)
 	r.values[propGetLastModified] = o.modified.UTC().Format(http.TimeFormat)
+	q.addLockProps(r)
 	if o.data != nil {
 		if c.kind == kindCalendar {
 			r.values[propCalendarData] = escape(string(o.data))

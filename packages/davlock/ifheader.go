@@ -122,7 +122,8 @@ func FormatIf(lists []IfList) string {
 	return strings.TrimSpace(b.String())
 }
 
-// ResourceState is what an If condition is evaluated against.
+// ResourceState is the entity tag and the lock tokens of a resource,
+// against which If conditions are evaluated.
 type ResourceState struct {
 	ETag   string // with its quotes, "" when the resource does not exist
 	Tokens []string

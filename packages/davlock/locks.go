@@ -21,7 +21,7 @@ import (
 // tokens before it changes a resource. Callers handle LOCK themselves
 // through CreateLock, because the webdav package rejects shared locks.
 //
-// TODO: locks live in memory, so a restart forgets them and clients must
+// TODO: locks live in memory, so a restart loses them and clients must
 // lock again.
 type System struct {
 	mu    sync.Mutex
@@ -101,6 +101,22 @@ func (ls *System) LocksFor(now time.Time, name string) []Lock {
 	var locks []Lock
 	for _, l := range ls.locks {
 		if l.Covers(name) {
+			locks = append(locks, *l)
+		}
+	}
+	return locks
+}
+
+// LocksBelow returns copies of the locks whose root lies inside the
+// collection name, without name itself.
+func (ls *System) LocksBelow(now time.Time, name string) []Lock {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.expire(now)
+	name = Name(name)
+	var locks []Lock
+	for _, l := range ls.locks {
+		if l.Root != name && (name == "/" || strings.HasPrefix(l.Root, name+"/")) {
 			locks = append(locks, *l)
 		}
 	}
