@@ -20,6 +20,7 @@ import (
 	"github.com/libdns/libdns"
 
 	"github.com/heimwolke/heimwolke/appliance/dav"
+	"github.com/heimwolke/heimwolke/appliance/mail/aliases"
 	"github.com/heimwolke/heimwolke/appliance/mail/auth"
 	"github.com/heimwolke/heimwolke/appliance/mail/imap"
 	"github.com/heimwolke/heimwolke/appliance/mail/queue"
@@ -28,6 +29,7 @@ import (
 	"github.com/heimwolke/heimwolke/appliance/mail/store"
 	"github.com/heimwolke/heimwolke/appliance/mailconfig"
 	"github.com/heimwolke/heimwolke/appliance/notice"
+	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/dnsprovider/rrconv"
@@ -53,12 +55,15 @@ type mail struct {
 	accounts *accounts.Store
 	store    *store.Store
 	keys     *auth.Keys
+	aliases  *aliases.Store
 	tls      *tls.Config
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	current mailConfig
-	stop    func() // stops SMTP and the queue of current
+	mu        sync.Mutex
+	current   mailConfig
+	stop      func() // stops SMTP and the queue of current
+	queue     *queue.Queue
+	directory *aliases.Directory
 
 	// clientSetup serves autoconfig, autodiscover and the MTA-STS policy
 	// for the current domain; nil while mail is off.
@@ -69,8 +74,9 @@ type mail struct {
 
 // startMail opens the mail store and the DKIM keys under dataDir, serves
 // IMAP, and then follows the agent's settings for SMTP.
-func startMail(ctx context.Context, addrs mailAddrs, dataDir, dbPath string, db *sql.DB, accts *accounts.Store,
-	tlsConfig *tls.Config, agent *control.Client, log *slog.Logger) (*mail, error) {
+// openMail opens the mail store, the DKIM keys and the aliases under
+// dataDir; serve starts the servers.
+func openMail(ctx context.Context, dataDir, dbPath string, db *sql.DB, accts *accounts.Store, log *slog.Logger) (*mail, error) {
 	dir := filepath.Join(dataDir, "mail")
 	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "messages"), DatabasePath: dbPath, Logger: log})
 	if err != nil {
@@ -80,19 +86,36 @@ func startMail(ctx context.Context, addrs mailAddrs, dataDir, dbPath string, db 
 	if err != nil {
 		return nil, fmt.Errorf("loading the DKIM keys: %w", err)
 	}
+	al, err := aliases.Open(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("opening the mail aliases: %w", err)
+	}
+	return &mail{dir: dir, db: db, accounts: accts, store: st, keys: keys, aliases: al, log: log.With("service", "mail")}, nil
+}
+
+// webUI returns the mail parts of the web interface: aliases and the
+// queue of the current domain, and the members' mbox export.
+func (m *mail) webUI() webui.MailServices {
+	return webui.MailServices{Aliases: mailAliases{m}, Queue: mailQueue{m}, Export: m.store}
+}
+
+// serve starts IMAP at once, the certificate notices, and SMTP with the
+// queue once the agent's settings turn mail on.
+func (m *mail) serve(ctx context.Context, addrs mailAddrs, tlsConfig *tls.Config, agent *control.Client) error {
 	// Mail clients speak no HTTP: no ALPN protocols.
 	tlsConfig = tlsConfig.Clone()
 	tlsConfig.NextProtos = nil
-	m := &mail{addrs: addrs, dir: dir, db: db, accounts: accts, store: st, keys: keys, tls: tlsConfig, log: log.With("service", "mail")}
+	m.addrs, m.tls = addrs, tlsConfig
+	st, accts, db := m.store, m.accounts, m.db
 
 	if addrs.imaps != "" {
 		srv, err := imap.New(imap.Options{Store: st, Accounts: accts, TLSConfig: tlsConfig, Logger: m.log})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ln, err := net.Listen("tcp", addrs.imaps)
 		if err != nil {
-			return nil, fmt.Errorf("listening for IMAP on %q: %w", addrs.imaps, err)
+			return fmt.Errorf("listening for IMAP on %q: %w", addrs.imaps, err)
 		}
 		m.log.Info("listening", "addr", ln.Addr().String(), "protocol", "imaps")
 		go func() {
@@ -105,13 +128,77 @@ func startMail(ctx context.Context, addrs mailAddrs, dataDir, dbPath string, db 
 			srv.Close()
 		}()
 	}
-	n, err := notice.New(notice.Options{Agent: agent, Users: accts, Deliverer: st, DB: db, Logger: log.With("service", "notice")})
+	n, err := notice.New(notice.Options{Agent: agent, Users: accts, Deliverer: st, DB: db, Logger: m.log.With("service", "notice")})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	go n.Run(ctx)
 	go m.follow(ctx, agent)
-	return m, nil
+	return nil
+}
+
+// mailAliases is the web interface's view of the aliases: the domain's
+// directory while mail runs, the stored lists always.
+type mailAliases struct{ m *mail }
+
+func (a mailAliases) directory() (*aliases.Directory, error) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	if a.m.directory == nil {
+		return nil, errors.New("mail is not running yet: set a domain and turn mail on in the settings first")
+	}
+	return a.m.directory, nil
+}
+
+func (a mailAliases) Domains() []string {
+	d, err := a.directory()
+	if err != nil {
+		return nil
+	}
+	return d.Domains()
+}
+
+func (a mailAliases) List(ctx context.Context) ([]aliases.Alias, error) { return a.m.aliases.List(ctx) }
+
+func (a mailAliases) Remove(ctx context.Context, address string) error {
+	return a.m.aliases.Remove(ctx, address)
+}
+
+func (a mailAliases) CatchAlls(ctx context.Context) ([]aliases.CatchAll, error) {
+	return a.m.aliases.CatchAlls(ctx)
+}
+
+func (a mailAliases) ClearCatchAll(ctx context.Context, domain string) error {
+	return a.m.aliases.ClearCatchAll(ctx, domain)
+}
+
+func (a mailAliases) Add(ctx context.Context, address, login string) error {
+	d, err := a.directory()
+	if err != nil {
+		return err
+	}
+	return d.Add(ctx, address, login)
+}
+
+func (a mailAliases) SetCatchAll(ctx context.Context, domain, login string) error {
+	d, err := a.directory()
+	if err != nil {
+		return err
+	}
+	return d.SetCatchAll(ctx, domain, login)
+}
+
+// mailQueue is the web interface's view of the current outgoing queue.
+type mailQueue struct{ m *mail }
+
+func (q mailQueue) Entries(ctx context.Context) ([]queue.Entry, error) {
+	q.m.mu.Lock()
+	cur := q.m.queue
+	q.m.mu.Unlock()
+	if cur == nil {
+		return nil, nil
+	}
+	return cur.Entries(ctx)
 }
 
 // settingsInterval is how often heimwolke asks the agent for the settings;
@@ -161,6 +248,7 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 	if m.stop != nil {
 		m.stop()
 		m.stop = nil
+		m.queue, m.directory = nil, nil
 		m.clientSetup.Store(nil)
 	}
 	m.current = cfg
@@ -286,10 +374,11 @@ func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
 		}
 	}()
 
+	dir := m.aliases.Directory([]string{cfg.domain}, m.accounts)
 	srv, err := smtp.New(smtp.Options{
 		Hostname:  host,
 		TLSConfig: m.tls,
-		Directory: m.directory(ctx, cfg.domain),
+		Directory: dir,
 		Deliverer: m.store,
 		Outbox:    q,
 		Passwords: m.accounts,
@@ -301,6 +390,7 @@ func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
 		wg.Wait()
 		return nil, err
 	}
+	m.queue, m.directory = q, dir
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, ln := range listeners {
@@ -338,24 +428,6 @@ func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
 		}()
 	}
 	return closeAll, nil
-}
-
-// directory maps the domain's addresses to logins: every user by login
-// name, and postmaster@ and abuse@ (RFC 2142) to the owner.
-func (m *mail) directory(ctx context.Context, domain string) *smtp.StaticDirectory {
-	d := &smtp.StaticDirectory{Domains: []string{domain}, Users: m.accounts, Aliases: map[string]string{}}
-	users, err := m.accounts.Users(ctx)
-	if err != nil {
-		m.log.Error("listing users for the mail aliases", "err", err)
-		return d
-	}
-	for _, u := range users {
-		if u.Role == accounts.RoleOwner {
-			d.Aliases["postmaster@"+domain] = u.Name
-			d.Aliases["abuse@"+domain] = u.Name
-		}
-	}
-	return d
 }
 
 // language returns the language of a user's bounce messages.

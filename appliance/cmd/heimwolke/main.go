@@ -145,11 +145,10 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "protocol", "http")
 
-	mailSvc, err := startMail(ctx, addrs.mail, dataDir, dbPath, svc.db, svc.accounts, certs.TLSConfig(), control.NewClient(uiOpts.AgentSocket), log)
-	if err != nil {
+	if err := svc.mail.serve(ctx, addrs.mail, certs.TLSConfig(), control.NewClient(uiOpts.AgentSocket)); err != nil {
 		return err
 	}
-	svc.clientSetup = mailSvc.serveClientSetup
+	svc.clientSetup = svc.mail.serveClientSetup
 
 	servers := []*http.Server{srv}
 	if addrs.https != "" {
@@ -273,6 +272,7 @@ func openUI(ctx context.Context, dbPath, dataDir, wwwDir string, uiOpts webui.Op
 		}
 	}
 	uiOpts.Files = svc.files
+	uiOpts.Mail = svc.mail.webUI()
 
 	uiOpts.Accounts = store
 	uiOpts.Setup = setup

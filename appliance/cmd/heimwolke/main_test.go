@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heimwolke/heimwolke/appliance/mail/aliases"
 	"github.com/heimwolke/heimwolke/packages/accounts"
 	"github.com/heimwolke/heimwolke/packages/control"
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 	"github.com/heimwolke/heimwolke/packages/tlsstore"
 )
@@ -283,8 +285,8 @@ func (a settingsAgent) GetSettings(context.Context) (control.Settings, error) {
 }
 
 // TestMailFromAgentSettings starts heimwolke with an agent whose settings
-// turn mail on for familie.test, delivers a message with swaks to the
-// SMTP port, and reads it back over IMAP with curl. heimwolke runs in its
+// turn mail on for familie.test, delivers a message with swaks to an alias
+// of anna's on the SMTP port, and reads it back over IMAP with curl. heimwolke runs in its
 // own mount namespace with a resolv.conf that points at loopback, so the
 // SPF and DMARC lookups for the sender never leave the machine.
 func TestMailFromAgentSettings(t *testing.T) {
@@ -325,9 +327,29 @@ func TestMailFromAgentSettings(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// An alias that the owner adds on /admin/mail, stored while heimwolke
+	// runs, takes effect without a restart.
+	db, err := sqlitedb.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	al, err := aliases.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := accounts.Open(ctx, filepath.Join(dataDir, "heimwolke.db"), accounts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	if err := al.Directory([]string{"familie.test"}, users).Add(ctx, "info@familie.test", "anna"); err != nil {
+		t.Fatal(err)
+	}
+
 	host, port, _ := net.SplitHostPort(smtpAddr)
 	out, err := exec.Command(swaks, "--server", host, "--port", port, "--tls",
-		"--from", "bob@example.org", "--to", "anna@familie.test",
+		"--from", "bob@example.org", "--to", "info@familie.test",
 		"--header", "Subject: Grillabend am Samstag", "--body", "Bringst Du Salat mit?").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)

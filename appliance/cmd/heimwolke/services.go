@@ -16,13 +16,14 @@ import (
 	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 )
 
-// services are the protocols that heimwolke serves on HTTPS besides the
-// web interface: WebDAV file storage, CalDAV and CardDAV.
+// services are the protocols that heimwolke serves besides the web
+// interface: WebDAV file storage, CalDAV and CardDAV on HTTPS, and mail.
 type services struct {
 	db       *sql.DB
 	accounts *accounts.Store
 	files    *files.Handler
 	dav      *dav.Handler
+	mail     *mail
 	auth     func(protocol string, h http.Handler) http.Handler
 	// clientSetup serves the mail client setup requests of the mail
 	// domain and reports whether the request was one.
@@ -51,11 +52,17 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 		db.Close()
 		return nil, err
 	}
+	m, err := openMail(ctx, dataDir, dbPath, db, accts, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &services{
 		db:       db,
 		accounts: accts,
 		files:    fh,
 		dav:      dh,
+		mail:     m,
 		auth: func(protocol string, h http.Handler) http.Handler {
 			return webui.BasicAuth(webui.BasicAuthOptions{Accounts: accts, Scope: accounts.ScopeDAV, Protocol: protocol, Logger: log}, h)
 		},
