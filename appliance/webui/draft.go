@@ -57,7 +57,7 @@ func newDraft(lang string) draft {
 		Domain:   domainDraft{TSIGAlgorithm: control.TSIGHMACSHA256},
 		Router:   routerDraft{PortMapping: true},
 		Mail:     mailDraft{Port: "465", TLS: control.SmarthostImplicitTLS},
-		Services: allServices(),
+		Services: defaultServices(),
 		Updates:  updatesDraft{Channel: "stable", Hour: 3},
 	}
 }

@@ -28,6 +28,14 @@ func allServices() control.ServiceSettings {
 	return control.ServiceSettings{Website: true, Mail: true, CalendarContacts: true, Files: true, Chat: true}
 }
 
+// defaultServices is what the services step offers checked: every service
+// that this version runs. Chat stays off until the box has a chat server.
+func defaultServices() control.ServiceSettings {
+	s := allServices()
+	s.Chat = false
+	return s
+}
+
 func (h *Handler) routerStep(w http.ResponseWriter, r *http.Request) {
 	d := h.draftOf(r)
 	if !needSteps(w, r, d, stepRouter) {
