@@ -147,7 +147,7 @@ func txtKind(text string) string {
 	return text
 }
 
-// checkRecords asks the zone's servers for every wanted record and keeps
+// checkRecords queries the zone's servers for every wanted record and keeps
 // the result for the status.
 func (e *Engine) checkRecords(ctx context.Context, r dnscheck.Resolver, zone string, wanted []libdns.Record) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -40,7 +40,7 @@ type mailAddrs struct {
 	smtp, submission, submissions, imaps string
 }
 
-// mailConfig is what the mail servers take from the agent's settings.
+// mailConfig is the part of the agent's settings that the mail servers use.
 type mailConfig struct {
 	domain    string
 	smarthost *control.SmarthostSettings
@@ -201,8 +201,8 @@ func (q mailQueue) Entries(ctx context.Context) ([]queue.Entry, error) {
 	return cur.Entries(ctx)
 }
 
-// settingsInterval is how often heimwolke asks the agent for the settings;
-// a change of domain or relay reaches the mail servers within it.
+// settingsInterval is the time between two reads of the agent's settings.
+// A change of domain or relay reaches the mail servers within it.
 const settingsInterval = 15 * time.Second
 
 // follow reads the agent's settings now and every settingsInterval, and
