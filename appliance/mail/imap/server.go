@@ -149,7 +149,7 @@ func New(opts Options) (*Server, error) {
 // Serve accepts connections on ln and speaks TLS on them. It returns after
 // Close, with nil.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.imap.Serve(tls.NewListener(ln, s.opts.TLSConfig))
+	err := s.imap.Serve(newHandshakeListener(ln, s.opts.TLSConfig, handshakeTimeout))
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("serving IMAP on %s: %w", ln.Addr(), err)
 	}
