@@ -1,6 +1,8 @@
-// Command heimwolke serves everything the household uses from one process: for
-// now the setup wizard, the login, the member page, the owner's admin pages,
-// the household's website and the health endpoint on port 80.
+// Command heimwolke serves everything the household uses from one process:
+// the setup wizard and the web interface on port 80 and HTTPS, the website,
+// WebDAV, CalDAV and CardDAV on HTTPS, incoming mail and submission over
+// SMTP, and IMAP. Certificates come from the agent's TLS store, and the mail
+// settings from the agent's control socket.
 package main
 
 import (
