@@ -1,6 +1,6 @@
 // Package controlapi is heimwolke-agent's side of the control API (package
 // control): it reports the agent's status, stores the settings that the setup
-// wizard sends, and answers update requests. The DNS and certificate work
+// wizard sends, and handles update requests. The DNS and certificate work
 // is done by the Jobs that it hands the settings to.
 package controlapi
 

@@ -65,9 +65,9 @@ type Options struct {
 	// ACME DNS-01. Empty means the system's resolvers.
 	DNSResolvers []string
 
-	// CheckRebind turns on the DNS rebind check, which asks the resolver in
-	// /etc/resolv.conf (on the box: the router) for the published name.
-	// Off by default so that tests ask no outside resolver.
+	// CheckRebind turns on the DNS rebind check, which queries the resolver
+	// in /etc/resolv.conf (on the box: the router) for the published name.
+	// It is off by default, so that tests query no outside resolver.
 	CheckRebind bool
 
 	// Ports overrides the ports that the router maps, for tests. Nil means
@@ -98,8 +98,8 @@ type Engine struct {
 	jobErr   error  // the failure of a job to start, for the status
 
 	// The records that heimwolke's services need, and their state.
-	wanted       []libdns.Record
-	wantedZone   string
+	desired      []libdns.Record
+	desiredZone  string
 	records      chan struct{} // wakes the records job; nil without a domain
 	recordsState []control.RecordStatus
 	publishErr   string
@@ -124,7 +124,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	return &Engine{opts: opts, log: opts.Logger, base: ctx}, nil
 }
 
-// Apply stops the running jobs and starts those that s asks for. A nil s
+// Apply stops the running jobs and starts the jobs that s turns on. A nil s
 // means no settings yet: only the local certificate is made, so that the
 // box serves HTTPS in the LAN from the start. A job that cannot start is
 // logged and reported in the status; the others run anyway.
@@ -297,7 +297,7 @@ func (e *Engine) startDDNS(ctx context.Context, s *control.Settings, p provider)
 	if e.mapper != nil || len(e.opts.IPv4Sources) > 0 {
 		finder := &netaddr.IPv4Finder{Sources: e.opts.IPv4Sources, Logger: e.log.With("job", "ipv4")}
 		if e.mapper != nil {
-			// The router's WAN address also tells CGNAT and DS-Lite apart.
+			// The router's WAN address also distinguishes CGNAT from DS-Lite.
 			finder.Router = e.mapper
 		}
 		cfg.IPv4 = finder
@@ -329,9 +329,9 @@ func (e *Engine) startDDNS(ctx context.Context, s *control.Settings, p provider)
 // sooner.
 const rebindInterval = 30 * time.Minute
 
-// runRebind asks the LAN's resolver, as the household's devices do, for
-// the name that the dynamic DNS job publishes, and keeps the result for
-// the status: a router's DNS rebind protection may drop the answer.
+// runRebind queries the LAN's resolver for the name that the dynamic DNS
+// job publishes, as the household's devices do, and keeps the result for
+// the status, because a router's DNS rebind protection may drop the reply.
 func (e *Engine) runRebind(ctx context.Context, u *ddns.Updater, host string) error {
 	var last []netip.Addr
 	lastCheck := time.Time{}

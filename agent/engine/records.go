@@ -36,10 +36,10 @@ func (e *Engine) PublishRecords(r control.ServiceRecords) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if reflect.DeepEqual(e.wanted, recs) && e.wantedZone == zone {
+	if reflect.DeepEqual(e.desired, recs) && e.desiredZone == zone {
 		return
 	}
-	e.wanted, e.wantedZone = recs, zone
+	e.desired, e.desiredZone = recs, zone
 	e.log.Info("service records received", "zone", zone, "records", len(recs))
 	if e.records != nil {
 		select {
@@ -49,7 +49,7 @@ func (e *Engine) PublishRecords(r control.ServiceRecords) {
 	}
 }
 
-// runRecords publishes and checks the wanted records until ctx ends. It
+// runRecords publishes and checks the desired records until ctx ends. It
 // runs for settings with a domain.
 func (e *Engine) runRecords(ctx context.Context, p provider, wake chan struct{}) error {
 	resolver := dnscheck.Resolver{}
@@ -59,21 +59,21 @@ func (e *Engine) runRecords(ctx context.Context, p provider, wake chan struct{})
 	var published []libdns.Record
 	for {
 		e.mu.Lock()
-		zone, wanted := e.wantedZone, e.wanted
+		zone, desired := e.desiredZone, e.desired
 		e.mu.Unlock()
 
 		wait := recordsCheckInterval
-		if len(wanted) > 0 {
-			if setter, ok := p.acme.(libdns.RecordSetter); ok && !reflect.DeepEqual(published, wanted) {
-				err := e.publishRecords(ctx, setter, zone, wanted)
+		if len(desired) > 0 {
+			if setter, ok := p.acme.(libdns.RecordSetter); ok && !reflect.DeepEqual(published, desired) {
+				err := e.publishRecords(ctx, setter, zone, desired)
 				e.setPublishError(err)
 				if err != nil {
 					wait = recordsRetry
 				} else {
-					published = wanted
+					published = desired
 				}
 			}
-			e.checkRecords(ctx, resolver, zone, wanted)
+			e.checkRecords(ctx, resolver, zone, desired)
 			if e.recordsBad() {
 				// Publish again at the next round: someone may have
 				// changed the zone by hand.
@@ -89,19 +89,19 @@ func (e *Engine) runRecords(ctx context.Context, p provider, wake chan struct{})
 	}
 }
 
-// publishRecords sets each RRset of wanted. TXT records at a name also
+// publishRecords sets each RRset of desired. TXT records at a name also
 // keep the other TXT records there, such as a site verification, and
 // replace only those of the same kind (the same "v=" tag).
-func (e *Engine) publishRecords(ctx context.Context, setter libdns.RecordSetter, zone string, wanted []libdns.Record) error {
+func (e *Engine) publishRecords(ctx context.Context, setter libdns.RecordSetter, zone string, desired []libdns.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	recs := wanted
+	recs := desired
 	if getter, ok := setter.(libdns.RecordGetter); ok {
 		existing, err := getter.GetRecords(ctx, zone+".")
 		if err != nil {
 			return fmt.Errorf("reading zone %s before publishing: %w", zone, err)
 		}
-		recs = mergeTXT(wanted, existing)
+		recs = mergeTXT(desired, existing)
 	}
 	if _, err := setter.SetRecords(ctx, zone+".", recs); err != nil {
 		return fmt.Errorf("publishing %d service records in %s: %w", len(recs), zone, err)
@@ -110,12 +110,12 @@ func (e *Engine) publishRecords(ctx context.Context, setter libdns.RecordSetter,
 	return nil
 }
 
-// mergeTXT returns wanted plus the existing TXT records at the names of
-// wanted TXT records whose kind no wanted record there has, because
+// mergeTXT returns desired plus the existing TXT records at the names of
+// desired TXT records whose kind no desired record there has, because
 // SetRecords replaces a whole RRset.
-func mergeTXT(wanted, existing []libdns.Record) []libdns.Record {
+func mergeTXT(desired, existing []libdns.Record) []libdns.Record {
 	kinds := map[string]map[string]bool{} // name -> kinds
-	for _, w := range wanted {
+	for _, w := range desired {
 		rr := w.RR()
 		if rr.Type == "TXT" {
 			if kinds[rr.Name] == nil {
@@ -124,7 +124,7 @@ func mergeTXT(wanted, existing []libdns.Record) []libdns.Record {
 			kinds[rr.Name][txtKind(rr.Data)] = true
 		}
 	}
-	out := append([]libdns.Record(nil), wanted...)
+	out := append([]libdns.Record(nil), desired...)
 	for _, x := range existing {
 		rr := x.RR()
 		if rr.Type != "TXT" || kinds[rr.Name] == nil || kinds[rr.Name][txtKind(rr.Data)] {
@@ -147,12 +147,12 @@ func txtKind(text string) string {
 	return text
 }
 
-// checkRecords queries the zone's servers for every wanted record and keeps
+// checkRecords queries the zone's servers for every desired record and keeps
 // the result for the status.
-func (e *Engine) checkRecords(ctx context.Context, r dnscheck.Resolver, zone string, wanted []libdns.Record) {
+func (e *Engine) checkRecords(ctx context.Context, r dnscheck.Resolver, zone string, desired []libdns.Record) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	statuses, err := dnscheck.Check(ctx, r, zone+".", wanted)
+	statuses, err := dnscheck.Check(ctx, r, zone+".", desired)
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -9,7 +9,8 @@ import (
 )
 
 // TestCheckNameTooLong checks that a name longer than ext4 stores is an
-// invalid name, which the web UI answers with 400, not an internal error.
+// invalid name, for which the web UI returns 400 rather than an internal
+// error.
 func TestCheckNameTooLong(t *testing.T) {
 	if err := checkName(strings.Repeat("a", 255)); err != nil {
 		t.Errorf("checkName of 255 bytes: %v, want nil", err)

@@ -245,6 +245,7 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 	if reflect.DeepEqual(cfg, m.current) && (m.stop != nil || cfg.domain == "") {
 		return
 	}
+
 	if m.stop != nil {
 		m.stop()
 		m.stop = nil
@@ -255,13 +256,15 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 	if cfg.domain == "" || ctx.Err() != nil {
 		return
 	}
+
 	stop, err := m.startSMTP(ctx, cfg)
 	if err != nil {
-		m.log.Error("mail for the domain not started; retrying with the next settings check", "domain", cfg.domain, "err", err)
+		m.log.Error("starting mail for the domain failed, retrying at the next settings check", "domain", cfg.domain, "err", err)
 		m.current = mailConfig{}
 		return
 	}
 	m.stop = stop
+
 	setup, err := mailconfig.New(mailconfig.Options{
 		Domain:       cfg.domain,
 		MailHost:     "mail." + cfg.domain,
@@ -269,9 +272,10 @@ func (m *mail) apply(ctx context.Context, cfg mailConfig) {
 		Logger:       m.log,
 	})
 	if err != nil {
-		m.log.Error("not serving mail client setup", "domain", cfg.domain, "err", err)
+		m.log.Error("mail client setup not served", "domain", cfg.domain, "err", err)
 	}
 	m.clientSetup.Store(setup)
+
 	m.log.Info("mail started", "domain", cfg.domain, "relay", cfg.smarthost != nil)
 }
 
@@ -294,45 +298,52 @@ func (m *mail) recordParams(domain string) records.Params {
 // publishes them through the DNS provider and marks each one in the
 // admin UI; they are sent again only when they change.
 func (m *mail) sendRecords(ctx context.Context, agent *control.Client, s control.Settings) {
-	zone := strings.TrimSuffix(s.Domain, ".")
+	domain := strings.TrimSuffix(s.Domain, ".")
+	zone := domain
 	if s.DNS.RFC2136 != nil && s.DNS.RFC2136.Zone != "" {
 		zone = strings.TrimSuffix(s.DNS.RFC2136.Zone, ".")
 	}
+
+	// Both builders name records relative to the domain, which may lie
+	// below the zone.
 	var recs []libdns.Record
 	if s.Services.Mail {
-		mailRecs, err := records.Records(m.recordParams(strings.TrimSuffix(s.Domain, ".")))
+		mailRecs, err := records.Records(m.recordParams(domain))
 		if err != nil {
-			m.log.Error("building the mail DNS records", "domain", s.Domain, "err", err)
+			m.log.Error("building the mail DNS records failed", "domain", domain, "err", err)
 			return
 		}
 		recs = append(recs, mailRecs...)
 	}
 	if s.Services.CalendarContacts {
-		recs = append(recs, dav.DNSRecords(strings.TrimSuffix(s.Domain, ".")+".", time.Hour)...)
+		recs = append(recs, dav.DNSRecords(domain+".", time.Hour)...)
 	}
-	want := control.ServiceRecords{Zone: zone}
+
+	batch := control.ServiceRecords{Zone: zone}
 	for _, rec := range recs {
 		rr := rec.RR()
-		data, err := rrconv.Presentation(zone+".", rec)
+		data, err := rrconv.Presentation(domain+".", rec)
 		if err != nil {
-			m.log.Error("encoding a DNS record", "name", rr.Name, "type", rr.Type, "err", err)
+			m.log.Error("encoding a DNS record failed", "name", rr.Name, "type", rr.Type, "err", err)
 			continue
 		}
-		want.Records = append(want.Records, control.ServiceRecord{
-			Name: rr.Name, Type: rr.Type, Data: data, TTL: int(rr.TTL / time.Second),
+		name := libdns.RelativeName(libdns.AbsoluteName(rr.Name, domain+"."), zone+".")
+		batch.Records = append(batch.Records, control.ServiceRecord{
+			Name: name, Type: rr.Type, Data: data, TTL: int(rr.TTL / time.Second),
 		})
 	}
-	if len(want.Records) == 0 || (m.sentRecords != nil && reflect.DeepEqual(*m.sentRecords, want)) {
+	if len(batch.Records) == 0 || (m.sentRecords != nil && reflect.DeepEqual(*m.sentRecords, batch)) {
 		return
 	}
+
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := agent.PutRecords(reqCtx, want); err != nil {
-		m.log.Warn("handing the DNS records to the agent", "zone", zone, "err", err)
+	if err := agent.PutRecords(reqCtx, batch); err != nil {
+		m.log.Warn("handing the DNS records to the agent failed", "zone", zone, "err", err)
 		return
 	}
-	m.sentRecords = &want
-	m.log.Info("DNS records handed to the agent", "zone", zone, "records", len(want.Records))
+	m.sentRecords = &batch
+	m.log.Info("DNS records handed to the agent", "zone", zone, "records", len(batch.Records))
 }
 
 // serveClientSetup serves autoconfig, autodiscover and MTA-STS requests

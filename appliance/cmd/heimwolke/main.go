@@ -136,8 +136,8 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		Website:       site,
 		SetupComplete: setupComplete,
 	})
-	// Port 80 answers ACME HTTP-01 challenges for the agent before
-	// anything else.
+	// Port 80 serves the agent's ACME HTTP-01 challenges before anything
+	// else.
 	srv := web.NewServer(addrs.http, certs.HTTPChallengeHandler(handler), log)
 	ln, err := net.Listen("tcp", addrs.http)
 	if err != nil {
@@ -201,7 +201,7 @@ type listenAddrs struct {
 // newHTTPSServer returns the server for port 443. Its certificates come
 // from the store, which picks up a renewed certificate within a second.
 // It has no overall read or write timeout, because a DAV client may upload
-// or download a file of several gigabytes; the header and idle timeouts
+// or download a file of several gigabytes. The header and idle timeouts
 // still end idle connections.
 func newHTTPSServer(addr string, handler http.Handler, certs *tlsstore.Store, log *slog.Logger) *http.Server {
 	srv := web.NewServer(addr, handler, log)
@@ -214,10 +214,10 @@ func newHTTPSServer(addr string, handler http.Handler, certs *tlsstore.Store, lo
 // which agent/certs writes.
 const acmeCertificate = "acme"
 
-// publicCertificate reports whether the store holds a certificate from the
-// ACME CA that is still valid, which browsers accept without the household
-// installing a root. The answer is cached for ten seconds, because the
-// website asks on every request.
+// publicCertificate reports whether the store contains a valid certificate
+// from the ACME CA, which browsers accept without the household installing
+// a root. The result is cached for ten seconds, because the website checks
+// it on every request.
 type publicCertificate struct {
 	store *tlsstore.Store
 

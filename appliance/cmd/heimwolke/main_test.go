@@ -65,6 +65,7 @@ func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,7 @@ func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
 		t.Fatal(err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+
 	store, err := tlsstore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +86,7 @@ func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
 	if err := store.SetDefault("local"); err != nil {
 		t.Fatal(err)
 	}
+
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -178,8 +181,8 @@ func start(t *testing.T, cmd *exec.Cmd) *testpeer.Buffer {
 
 // TestServicesOnHTTPS builds heimwolke, starts it on loopback ports with a
 // member and an app password in its database, and checks with curl that
-// WebDAV, CalDAV and CardDAV answer on HTTPS behind Basic auth, and that
-// IMAP answers with implicit TLS.
+// WebDAV, CalDAV and CardDAV respond on HTTPS behind Basic auth, and that
+// IMAP responds with implicit TLS.
 func TestServicesOnHTTPS(t *testing.T) {
 	curl := testpeer.Require(t, "curl", "curl")
 	b := newTestBox(t, accounts.ScopeDAV|accounts.ScopeMail)
@@ -260,9 +263,9 @@ func TestServicesOnHTTPS(t *testing.T) {
 	}
 }
 
-// settingsAgent stands in for heimwolke-agent on the control socket: it
-// serves fixed settings, as the agent does after the setup, and keeps the
-// DNS records that heimwolke hands it.
+// settingsAgent replaces heimwolke-agent on the control socket. It serves
+// fixed settings, as the agent does after the setup, and keeps the DNS
+// records that heimwolke hands it.
 type settingsAgent struct {
 	settings control.Settings
 	records  chan control.ServiceRecords
@@ -384,7 +387,8 @@ func TestMailFromAgentSettings(t *testing.T) {
 		t.Error("heimwolke handed the agent no DNS records within 30 s")
 	}
 
-	// Thunderbird's autoconfig answers on the autoconfig host over HTTPS.
+	// Thunderbird's autoconfig file is served on the autoconfig host over
+	// HTTPS.
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 	out, err = exec.Command(curl, "-sS", "-k", "--resolve", "autoconfig.familie.test:"+httpsPort+":127.0.0.1",
 		"https://autoconfig.familie.test:"+httpsPort+"/mail/config-v1.1.xml?emailaddress=anna@familie.test").CombinedOutput()
@@ -398,8 +402,8 @@ func TestMailFromAgentSettings(t *testing.T) {
 	checkRenewalOnEveryProtocol(t, filepath.Join(dataDir, "tls"), httpsAddr, imapsAddr, smtpAddr)
 }
 
-// serialOf returns the serial number of the certificate that the server at
-// addr presents, as openssl s_client sees it, in hex.
+// serialOf returns the serial number, in hex, of the certificate that the
+// server at addr presents to openssl s_client.
 func serialOf(t *testing.T, addr, starttls string) string {
 	t.Helper()
 	openssl := testpeer.Require(t, "openssl", "openssl")

@@ -88,7 +88,7 @@ func (s *services) httpsHandler(front http.Handler) http.Handler {
 	mux.Handle("/.well-known/carddav", s.dav)
 	mux.Handle("/", front)
 	// The mux would clean paths and redirect requests with "." or ".."
-	// segments; the DAV handlers reject those themselves with a clear
+	// segments. The DAV handlers reject those themselves with a clear
 	// status, so only the route is taken from the mux.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.clientSetup != nil && s.clientSetup(w, r) {
