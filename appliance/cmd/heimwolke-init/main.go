@@ -64,8 +64,8 @@ func main() {
 	select {}
 }
 
-// setupCodeCopy is where heimwolke reads the setup code. /run is a tmpfs,
-// so the copy is made again at every boot.
+// setupCodeCopy is the path of the setup code file that heimwolke reads.
+// /run is a tmpfs, so the copy is made again at every boot.
 const setupCodeCopy = "/run/heimwolke/setup-code.txt"
 
 // findDisk returns the disk that holds the root file system and /perm.
