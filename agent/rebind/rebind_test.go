@@ -89,15 +89,35 @@ type dnsmasq struct {
 	Addr netip.AddrPort
 	Log  *testpeer.Buffer
 	cmd  *exec.Cmd
+
+	exited chan struct{} // closed when dnsmasq has exited
 }
 
 // startDnsmasq runs dnsmasq on a free port of 127.0.0.1 in the foreground,
 // forwarding every query to upstream, with extra flags such as
-// --stop-dns-rebind. It waits until dnsmasq responds.
+// --stop-dns-rebind. It waits until dnsmasq responds, and starts it again
+// on another port when another process took the chosen one first.
 func startDnsmasq(t *testing.T, upstream netip.AddrPort, flags ...string) *dnsmasq {
 	t.Helper()
 	program := testpeer.Require(t, "dnsmasq", "dnsmasq-base")
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	for attempt := 1; ; attempt++ {
+		d := launchDnsmasq(t, program, upstream, flags)
+		err := d.waitReady()
+		if err == nil {
+			return d
+		}
+		d.Stop()
+		if attempt < 5 && testpeer.AddrInUse(d.Log.String()) {
+			t.Logf("dnsmasq: port %d was taken, trying another", d.Addr.Port())
+			continue
+		}
+		t.Fatalf("%v:\n%s", err, d.Log)
+	}
+}
+
+func launchDnsmasq(t *testing.T, program string, upstream netip.AddrPort, flags []string) *dnsmasq {
+	t.Helper()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testpeer.FreePort(t)))
 	args := []string{
 		"--keep-in-foreground",
 		"--conf-file=/dev/null",
@@ -118,54 +138,54 @@ func startDnsmasq(t *testing.T, upstream netip.AddrPort, flags ...string) *dnsma
 	}
 	args = append(args, flags...)
 
-	d := &dnsmasq{Addr: addr, Log: &testpeer.Buffer{}}
+	d := &dnsmasq{Addr: addr, Log: &testpeer.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(program, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.Log, d.Log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting dnsmasq: %v", err)
 	}
+	go func() {
+		d.cmd.Wait()
+		close(d.exited)
+	}()
 	t.Cleanup(func() {
 		d.Stop()
 		if t.Failed() {
 			t.Logf("dnsmasq output:\n%s", d.Log)
 		}
 	})
-	d.waitReady(t)
 	return d
 }
 
 // Stop ends dnsmasq and waits for it. Calling it again does nothing.
 func (d *dnsmasq) Stop() {
-	if d.cmd.ProcessState != nil {
+	select {
+	case <-d.exited:
 		return
+	default:
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	<-d.exited
 }
 
-func (d *dnsmasq) waitReady(t *testing.T) {
-	t.Helper()
+// waitReady waits until dnsmasq answers a query, for at most 10 seconds,
+// and returns early when dnsmasq exits.
+func (d *dnsmasq) waitReady() error {
 	client := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
 	msg := new(dns.Msg)
 	msg.SetQuestion("ready.invalid.", dns.TypeA)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, _, err := client.Exchange(msg, d.Addr.String()); err == nil {
-			return
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-d.exited:
+			return fmt.Errorf("dnsmasq on %s exited before it answered", d.Addr)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	t.Fatalf("dnsmasq on %s did not respond within 10s:\n%s", d.Addr, d.Log)
-}
-
-func freeUDPPort(t *testing.T) uint16 {
-	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free UDP port: %v", err)
-	}
-	defer conn.Close()
-	return uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	return fmt.Errorf("dnsmasq on %s did not respond within 10s", d.Addr)
 }
 
 func check(t *testing.T, cfg Config) Result {

@@ -131,7 +131,7 @@ zone:
 func newServer(t testing.TB, zone string) *Server {
 	t.Helper()
 	return &Server{
-		Addr:      "127.0.0.1:" + freePort(t),
+		Addr:      fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)),
 		Zone:      strings.ToLower(dns.Fqdn(zone)),
 		KeyName:   KeyName,
 		Algorithm: "hmac-sha256",
@@ -223,28 +223,6 @@ func generateSecret(t testing.TB) string {
 		t.Fatalf("tsig-keygen printed no secret: %s", out)
 	}
 	return string(m[1])
-}
-
-// freePort returns a port that is free on 127.0.0.1 for both TCP and UDP at
-// the time of the call.
-func freePort(t testing.TB) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port(addr)
-	}
-	t.Fatalf("finding a free port: no port was free for both TCP and UDP")
-	return ""
 }
 
 func port(addr string) string {
