@@ -3,7 +3,12 @@ package files
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +117,61 @@ func TestShareFolderStaysConfined(t *testing.T) {
 		if err := h.UploadToShare(ctx, link, name, strings.NewReader("x")); !errors.Is(err, webui.ErrInvalidName) {
 			t.Errorf("UploadToShare(%q): got %v, want ErrInvalidName", name, err)
 		}
+	}
+}
+
+// TestSharePasswordThrottled guesses a link's password over HTTP until the
+// login throttle answers 429 with Retry-After; the right password is then
+// refused too until the wait is over.
+func TestSharePasswordThrottled(t *testing.T) {
+	env := newTestEnv(t, Options{SharePasswordMemoryKiB: 64})
+	ctx := context.Background()
+	if err := env.handler.UploadFile(ctx, env.member, "home", "bericht.pdf", strings.NewReader("%PDF")); err != nil {
+		t.Fatal(err)
+	}
+	token, err := env.handler.CreateShareLink(ctx, env.member, webui.NewShareLink{Folder: "home", Path: "bericht.pdf", Password: "geheim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := newWebUI(t, env)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	resp, err := client.Get(base + "/s/" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("share page has no CSRF token:\n%s", page)
+	}
+	unlock := func(password string) *http.Response {
+		t.Helper()
+		resp, err := client.PostForm(base+"/s/"+token+"/unlock", url.Values{"csrf": {string(m[1])}, "password": {password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+
+	var last *http.Response
+	for i := range 10 {
+		last = unlock(fmt.Sprintf("falsch%d", i))
+		if last.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if last.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: got status %d, want 401 or 429", i, last.StatusCode)
+		}
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 10 wrong passwords: got status %d Retry-After %q, want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	if resp := unlock("geheim"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("right password while throttled: got status %d, want 429", resp.StatusCode)
 	}
 }

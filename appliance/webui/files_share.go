@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path"
@@ -211,8 +212,18 @@ func (h *Handler) shareUnlock(w http.ResponseWriter, r *http.Request) {
 		h.renderMessage(w, v, http.StatusNotFound, "share.not_found.title", "share.not_found", "")
 		return
 	}
-	if !h.files.CheckSharePassword(r.Context(), link, r.PostForm.Get("password")) {
-		h.log.Info("share link password wrong", "share_id", link.ID, "source", v.source)
+	password := r.PostForm.Get("password")
+	err = h.accounts.CheckSecret(r.Context(), fmt.Sprintf("share:%d", link.ID), v.source, v.protocol(), func() bool {
+		return h.files.CheckSharePassword(r.Context(), link, password)
+	})
+	var throttled *accounts.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		pg := h.newPage(v, "share.password.title")
+		pg.Data = shareData{Token: token, Password: true}
+		h.renderThrottled(w, "share", pg, "password", throttled.RetryAfter)
+		return
+	case err != nil:
 		h.renderSharePassword(w, v, token, http.StatusUnauthorized, true)
 		return
 	}
