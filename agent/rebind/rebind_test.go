@@ -168,7 +168,7 @@ func (d *dnsmasq) Stop() {
 	<-d.exited
 }
 
-// waitReady waits until dnsmasq answers a query, for at most 10 seconds,
+// waitReady waits until dnsmasq responds to a query, for at most 10 seconds,
 // and returns early when dnsmasq exits.
 func (d *dnsmasq) waitReady() error {
 	client := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
@@ -181,7 +181,7 @@ func (d *dnsmasq) waitReady() error {
 		}
 		select {
 		case <-d.exited:
-			return fmt.Errorf("dnsmasq on %s exited before it answered", d.Addr)
+			return fmt.Errorf("dnsmasq on %s exited before it responded", d.Addr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -121,8 +121,8 @@ func TestShareFolderStaysConfined(t *testing.T) {
 }
 
 // TestSharePasswordThrottled guesses a link's password over HTTP until the
-// login throttle answers 429 with Retry-After; the right password is then
-// refused too until the wait is over.
+// login throttle responds 429 with Retry-After. The right password is then
+// rejected too until the wait is over.
 func TestSharePasswordThrottled(t *testing.T) {
 	env := newTestEnv(t, Options{SharePasswordMemoryKiB: 64})
 	ctx := context.Background()

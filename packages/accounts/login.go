@@ -274,10 +274,10 @@ func loggableName(name string) string {
 	return name
 }
 
-// CheckSecret runs check, a comparison of a secret that is not a user's
-// password, such as a share link's password, under the same throttle and
-// hash slots as the logins. key names what is guessed at, such as
-// "share:12"; it is counted apart from every account. It returns nil when
+// CheckSecret runs check, which compares a secret that is not a user's
+// password (such as a share link's password), under the same throttle and
+// hash slots as the logins. key names the secret, such as "share:12", and
+// the throttle counts it apart from every account. It returns nil when
 // check reports a match, else ErrBadCredentials or a *ThrottledError.
 func (s *Store) CheckSecret(ctx context.Context, key string, source netip.Addr, protocol string, check func() bool) error {
 	a := loginAttempt{limiterKey: "secret:" + key, name: key, source: source, protocol: protocol}
@@ -294,7 +294,7 @@ func (s *Store) CheckSecret(ctx context.Context, key string, source netip.Addr, 
 	}
 	if !check() {
 		s.limiter.Fail(a.limiterKey, a.source)
-		s.logger.Warn("secret wrong", "key", key, "source", source, "protocol", protocol)
+		s.logger.Warn("secret check failed", "key", key, "source", source, "protocol", protocol)
 		return ErrBadCredentials
 	}
 	s.succeed(a)

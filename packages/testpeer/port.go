@@ -9,7 +9,7 @@ import (
 // FreePort returns a port of 127.0.0.1 that is free for both TCP and UDP
 // at the time of the call. Another process may take it before the peer
 // binds it, so a test that starts a peer on it retries with a new port
-// when the peer's output says AddrInUse.
+// when AddrInUse matches the peer's output.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
@@ -30,8 +30,8 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// AddrInUse reports whether a peer's output says that it could not bind
-// its address because another socket holds it.
+// AddrInUse reports whether a peer's output contains the error for an
+// address that another socket has already bound.
 func AddrInUse(output string) bool {
 	return strings.Contains(output, "Address already in use") ||
 		strings.Contains(output, "address already in use")
