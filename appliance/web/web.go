@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/heimwolke/heimwolke/appliance/website"
 	"github.com/heimwolke/heimwolke/packages/i18n"
 	"github.com/heimwolke/heimwolke/packages/ratelimit"
 )
@@ -40,6 +41,11 @@ type Options struct {
 	// SetupComplete reports whether the setup wizard has finished; until
 	// then, every path stays with UI. Nil means never.
 	SetupComplete func() bool
+	// HTTPSHost reports whether the box serves host (a name without port)
+	// over HTTPS with a certificate that browsers accept. While it does,
+	// plain HTTP requests for host are redirected to https://, except
+	// /healthz and the local root at /ca/. Nil means never.
+	HTTPSHost func(host string) bool
 }
 
 // Handler serves /healthz and the web interface or the first-boot page.
@@ -100,12 +106,38 @@ func isUIPath(path string) bool {
 // otherwise. The mux has already cleaned the path and redirected requests
 // with ".." or "//" in it, so "/admin/../x" is "/x" here.
 func (h *Handler) serveUIOrWebsite(w http.ResponseWriter, r *http.Request) {
+	if h.redirectToHTTPS(w, r) {
+		return
+	}
 	website := h.opts.Website != nil && h.opts.SetupComplete != nil && h.opts.SetupComplete()
 	if website && !isUIPath(r.URL.Path) {
 		h.opts.Website.ServeHTTP(w, r)
 		return
 	}
 	h.opts.UI.ServeHTTP(w, r)
+}
+
+// redirectToHTTPS sends a plain HTTP request to the same URL over https://
+// on the default port when Options.HTTPSHost accepts its host, and reports
+// whether it did. 308 keeps the method and body (RFC 9110 section 15.4.9).
+// A request for the box's address or heimwolke.local stays on HTTP, because
+// the certificate does not cover those names.
+func (h *Handler) redirectToHTTPS(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS != nil || h.opts.HTTPSHost == nil {
+		return false
+	}
+	if r.URL.Path == "/healthz" || r.URL.Path == "/ca" || strings.HasPrefix(r.URL.Path, "/ca/") {
+		return false
+	}
+	host := website.RequestHost(r)
+	if host == "" || !h.opts.HTTPSHost(host) {
+		return false
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 literal
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	return true
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

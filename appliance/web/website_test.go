@@ -1,8 +1,10 @@
 package web
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,4 +114,66 @@ func TestWebsiteDefaultPageThroughFrontDoor(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /missing.html: status %d, want 404", resp.StatusCode)
 	}
+}
+
+// TestHTTPSRedirectForTrustedHosts checks that plain HTTP moves to HTTPS
+// for the names that the public certificate covers, on the website and
+// the web interface alike, and stays for the box's other names.
+func TestHTTPSRedirectForTrustedHosts(t *testing.T) {
+	complete := false
+	h := New(Options{
+		Version:       "v",
+		DataDir:       t.TempDir(),
+		UI:            labelled("ui"),
+		Website:       labelled("website"),
+		SetupComplete: func() bool { return complete },
+		HTTPSHost:     func(host string) bool { return host == "example.com" || host == "2001:db8::1" },
+	})
+	do := func(method, host, target string, overTLS bool) *http.Response {
+		t.Helper()
+		req := httptest.NewRequest(method, target, strings.NewReader("a=1"))
+		req.Host = host
+		req.TLS = nil
+		if overTLS {
+			req.TLS = &tls.ConnectionState{}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+
+	redirects := []struct{ method, host, target, location string }{
+		{http.MethodGet, "example.com", "/setup/owner", "https://example.com/setup/owner"},
+		{http.MethodGet, "EXAMPLE.com:80", "/login?next=%2Fadmin", "https://example.com/login?next=%2Fadmin"},
+		{http.MethodPost, "example.com", "/login", "https://example.com/login"},
+		{http.MethodGet, "[2001:db8::1]:80", "/", "https://[2001:db8::1]/"},
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, tt := range redirects {
+			res := do(tt.method, tt.host, tt.target, false)
+			if res.StatusCode != http.StatusPermanentRedirect || res.Header.Get("Location") != tt.location {
+				t.Errorf("%s: %s http://%s%s: status %d to %q, want 308 to %s", stage, tt.method, tt.host, tt.target, res.StatusCode, res.Header.Get("Location"), tt.location)
+			}
+		}
+		stays := []struct{ host, target string }{
+			{"heimwolke.local", "/login"},
+			{"192.168.178.20", "/"},
+			{"example.com", "/healthz"},
+			{"example.com", "/ca/"},
+			{"example.com", "/ca"},
+		}
+		for _, tt := range stays {
+			if res := do(http.MethodGet, tt.host, tt.target, false); res.StatusCode != http.StatusOK {
+				t.Errorf("%s: GET http://%s%s: status %d, want 200 without a redirect", stage, tt.host, tt.target, res.StatusCode)
+			}
+		}
+		if res := do(http.MethodGet, "example.com", "/login", true); res.StatusCode != http.StatusOK {
+			t.Errorf("%s: GET https://example.com/login: status %d, want 200", stage, res.StatusCode)
+		}
+	}
+	check("before setup")
+	complete = true
+	redirects = append(redirects, struct{ method, host, target, location string }{http.MethodGet, "example.com", "/blog/post.html?x=1", "https://example.com/blog/post.html?x=1"})
+	check("after setup")
 }

@@ -25,11 +25,11 @@ type Options struct {
 	// folders next to Dir, so that a rename can swap them in.
 	Dir string
 
-	// HTTPSAvailable reports whether the box serves HTTPS with a
-	// certificate that browsers accept. While it returns true, requests
-	// over plain HTTP are redirected to https:// and responses over HTTPS
-	// carry HSTS. Nil means never.
-	HTTPSAvailable func() bool
+	// HTTPSHost reports whether the box serves host (a name without port,
+	// in lower case) over HTTPS with a certificate that browsers accept.
+	// Responses over HTTPS for such a host carry HSTS. The front door in
+	// package web redirects plain HTTP for the same hosts. Nil means never.
+	HTTPSHost func(host string) bool
 
 	// Logger receives publishes, recoveries and errors while serving.
 	// Nil means slog.Default().
@@ -42,9 +42,9 @@ type Site struct {
 	parent string
 	base   string
 
-	httpsAvailable func() bool
-	log            *slog.Logger
-	catalog        i18n.Catalog
+	httpsHost func(host string) bool
+	log       *slog.Logger
+	catalog   i18n.Catalog
 
 	// exchange swaps two folders in one step; tests replace it to take
 	// the fallback path of two renames.
@@ -70,16 +70,16 @@ func New(opts Options) (*Site, error) {
 		return nil, fmt.Errorf("website: folder %q is a file system root; use a folder below it", opts.Dir)
 	}
 	s := &Site{
-		dir:            dir,
-		parent:         filepath.Dir(dir),
-		base:           filepath.Base(dir),
-		httpsAvailable: opts.HTTPSAvailable,
-		log:            opts.Logger,
-		catalog:        i18n.MustLoad(),
-		exchange:       exchangeFolders,
+		dir:       dir,
+		parent:    filepath.Dir(dir),
+		base:      filepath.Base(dir),
+		httpsHost: opts.HTTPSHost,
+		log:       opts.Logger,
+		catalog:   i18n.MustLoad(),
+		exchange:  exchangeFolders,
 	}
-	if s.httpsAvailable == nil {
-		s.httpsAvailable = func() bool { return false }
+	if s.httpsHost == nil {
+		s.httpsHost = func(string) bool { return false }
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -93,13 +93,9 @@ func (s *Site) Dir() string { return s.dir }
 
 // ServeHTTP serves the site's files to GET and HEAD requests.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	secure := r.TLS != nil
-	https := s.httpsAvailable()
-	setSecurityHeaders(w.Header(), secure && https)
-	if https && !secure && redirectToHTTPS(w, r) {
-		return
-	}
-	if https && secure {
+	https := r.TLS != nil && s.httpsHost(RequestHost(r))
+	setSecurityHeaders(w.Header(), https)
+	if https {
 		// RFC 6797 section 6.1.1; browsers ignore the header over plain
 		// HTTP (section 8.1), so it is sent over TLS only.
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
@@ -142,21 +138,13 @@ func setSecurityHeaders(hdr http.Header, upgrade bool) {
 	hdr.Set("Referrer-Policy", "strict-origin-when-cross-origin")
 }
 
-// redirectToHTTPS sends a 308 to the same URL over https:// on the default
-// port. 308 keeps the method and body (RFC 9110 section 15.4.9). It
-// returns false, and leaves the response alone, for a request without a
-// Host header, which gives nothing to redirect to.
-func redirectToHTTPS(w http.ResponseWriter, r *http.Request) bool {
+// RequestHost returns the host of r's Host header without port and
+// brackets, in lower case.
+func RequestHost(r *http.Request) string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if host == "" {
-		return false
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]" // an IPv6 literal
-	}
-	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
-	return true
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,7 +117,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		return err
 	}
 	trusted := &publicCertificate{store: certs}
-	site, err := website.New(website.Options{Dir: wwwDir, Logger: log, HTTPSAvailable: trusted.available})
+	site, err := website.New(website.Options{Dir: wwwDir, Logger: log, HTTPSHost: trusted.covers})
 	if err != nil {
 		return err
 	}
@@ -135,6 +136,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		UI:            ui,
 		Website:       site,
 		SetupComplete: setupComplete,
+		HTTPSHost:     trusted.covers,
 	})
 	// Port 80 serves the agent's ACME HTTP-01 challenges before anything
 	// else.
@@ -214,28 +216,36 @@ func newHTTPSServer(addr string, handler http.Handler, certs *tlsstore.Store, lo
 // which agent/certs writes.
 const acmeCertificate = "acme"
 
-// publicCertificate reports whether the store contains a valid certificate
-// from the ACME CA, which browsers accept without the household installing
-// a root. The result is cached for ten seconds, because the website checks
-// it on every request.
+// publicCertificate is the certificate from the ACME CA in the store, which
+// browsers accept without the household installing a root. It is read at
+// most every ten seconds, because the front door checks it on every plain
+// HTTP request.
 type publicCertificate struct {
 	store *tlsstore.Store
 
 	mu      sync.Mutex
 	checked time.Time
-	ok      bool
+	leaf    *x509.Certificate // nil when there is no valid one
 }
 
-func (p *publicCertificate) available() bool {
+// covers reports whether the certificate is valid now and names host.
+func (p *publicCertificate) covers(host string) bool {
+	leaf := p.current()
+	return leaf != nil && time.Now().Before(leaf.NotAfter) && leaf.VerifyHostname(host) == nil
+}
+
+func (p *publicCertificate) current() *x509.Certificate {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if time.Since(p.checked) < 10*time.Second {
-		return p.ok
+		return p.leaf
 	}
 	p.checked = time.Now()
-	cert, err := p.store.Certificate(acmeCertificate)
-	p.ok = err == nil && cert.Leaf != nil && time.Now().Before(cert.Leaf.NotAfter)
-	return p.ok
+	p.leaf = nil
+	if cert, err := p.store.Certificate(acmeCertificate); err == nil {
+		p.leaf = cert.Leaf
+	}
+	return p.leaf
 }
 
 // openUI opens the database at dbPath and returns the web interface on it
