@@ -222,9 +222,8 @@ func (h *Handler) OpenShareLink(ctx context.Context, token string) (*webui.Share
 // CheckSharePassword reports whether password opens link. A link without
 // a password opens with any.
 //
-// NOTE: failed attempts are not throttled here. Each costs an Argon2id
-// hash, which limits guessing to roughly ten attempts per second and core
-// (an estimate for 64 MiB and two passes).
+// The web interface calls it through the login throttle
+// (accounts.Store.CheckSecret), which slows down repeated guesses.
 func (h *Handler) CheckSharePassword(ctx context.Context, link *webui.ShareLink, password string) bool {
 	var phc string
 	err := h.shares.db.QueryRowContext(ctx, `SELECT password FROM files_shares WHERE id = ?`, link.ID).Scan(&phc)
