@@ -169,4 +169,3 @@ func BenchmarkInboundMemory(b *testing.B) {
 			messages, size>>20, float64(alloc)/(1<<20), float64(sys)/(1<<20))
 	}
 }
-

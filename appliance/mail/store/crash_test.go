@@ -16,16 +16,18 @@ import (
 const crashChildEnv = "HEIMWOLKE_MAIL_CRASH_CHILD"
 
 // TestCrashDuringDeliveries guards the durability promise of Deliver,
-// StoreFlags and Expunge: a child process delivers from four goroutines and
-// is killed with SIGKILL mid-stream, three times. After each restart every
-// acknowledged message is there exactly once, acknowledged flags and
-// expunges hold, no file lacks a row or the other way round, and
-// UIDVALIDITY is unchanged.
+// DeliverAll, StoreFlags and Expunge: a child process delivers from four
+// goroutines to anna and from a fifth to anna and ben at once, and is
+// killed with SIGKILL mid-stream, three times. After each restart every
+// acknowledged message is there exactly once, and a message for both users
+// is in both inboxes or in neither. Acknowledged flags and expunges hold,
+// no file lacks a row or the other way round, and UIDVALIDITY is unchanged.
 func TestCrashDuringDeliveries(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	seen := map[string]bool{}
 	expunged := map[string]bool{}
+	expunging := map[string]bool{} // expunges that may not have committed
 	var validity uint32
 
 	for round := range 3 {
@@ -37,6 +39,8 @@ func TestCrashDuringDeliveries(t *testing.T) {
 				acked[id] = true
 			case "seen":
 				seen[id] = true
+			case "expunging":
+				expunging[id] = true
 			case "expunged":
 				expunged[id] = true
 			}
@@ -52,14 +56,15 @@ func TestCrashDuringDeliveries(t *testing.T) {
 		} else if inbox.UIDValidity != validity {
 			t.Errorf("round %d: UIDVALIDITY = %d, want %d", round, inbox.UIDValidity, validity)
 		}
-		checkCrashRound(t, s, round, acked, seen, expunged)
+		checkCrashRound(t, s, round, acked, seen, expunging, expunged)
+		checkBothDelivered(t, s, round, acked)
 		assertNoOrphans(t, s)
 		s.Close()
 	}
 	t.Logf("%d messages acknowledged, %d flagged seen, %d expunged", len(acked), len(seen), len(expunged))
 }
 
-func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, expunged map[string]bool) {
+func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, expunging, expunged map[string]bool) {
 	t.Helper()
 	count := map[string]int{}
 	flags := map[string][]string{}
@@ -78,6 +83,9 @@ func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, expunged ma
 		if expunged[id] {
 			want = 0
 		}
+		if expunging[id] && !expunged[id] && count[id] <= 1 {
+			continue // killed during the expunge, before or after its commit
+		}
 		if count[id] != want {
 			t.Errorf("round %d: acknowledged message %s is there %d times, want %d", round, id, count[id], want)
 		}
@@ -88,6 +96,34 @@ func checkCrashRound(t *testing.T, s *Store, round int, acked, seen, expunged ma
 	for id, n := range count {
 		if n > 1 {
 			t.Errorf("round %d: message %s is there %d times", round, id, n)
+		}
+	}
+}
+
+// checkBothDelivered checks that each message that the child delivered to
+// anna and ben with DeliverAll is in both inboxes or in neither, and there
+// once if it was acknowledged.
+func checkBothDelivered(t *testing.T, s *Store, round int, acked map[string]bool) {
+	t.Helper()
+	if err := s.EnsureUser(context.Background(), "ben"); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, login := range []string{"anna", "ben"} {
+		for _, m := range allMessages(t, s, login, "INBOX") {
+			if id := subjectOf(string(m.Header)); strings.Contains(id, "-both-") {
+				count[id]++
+			}
+		}
+	}
+	for id, n := range count {
+		if n != 2 {
+			t.Errorf("round %d: message %s for anna and ben is there %d times, want 2", round, id, n)
+		}
+	}
+	for id := range acked {
+		if strings.Contains(id, "-both-") && count[id] != 2 {
+			t.Errorf("round %d: acknowledged message %s for anna and ben is there %d times, want 2", round, id, count[id])
 		}
 	}
 }
@@ -176,6 +212,7 @@ func TestCrashChild(t *testing.T) {
 				say("ack %s", id)
 				switch {
 				case i%7 == 3:
+					say("expunging %s", id)
 					s.StoreFlags(ctx, inbox.ID, []UIDRange{{uid, uid}}, FlagsAdd, []string{`\Deleted`}, nil)
 					if _, err := s.Expunge(ctx, inbox.ID, []UIDRange{{uid, uid}}, nil); err != nil {
 						t.Error(err)
@@ -192,5 +229,15 @@ func TestCrashChild(t *testing.T) {
 			}
 		})
 	}
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("r%s-both-m%d", round, i)
+			if err := s.DeliverAll(ctx, []string{"anna", "ben"}, "", strings.NewReader(message(id, strings.Repeat("Text ", 200)))); err != nil {
+				t.Error(err)
+				return
+			}
+			say("ack %s", id)
+		}
+	})
 	wg.Wait()
 }

@@ -70,17 +70,6 @@ func splitFlags(s string) []string {
 	return strings.Split(s, " ")
 }
 
-// Deliver stores an incoming message in the user's folder ("" means the
-// inbox, "Junk" the spam folder). The message is durable when Deliver
-// returns nil. It fails with ErrQuotaExceeded, ErrTooBig or ErrNoMailbox.
-func (s *Store) Deliver(ctx context.Context, login, folder string, msg io.Reader) error {
-	if folder == "" {
-		folder = Inbox
-	}
-	_, _, err := s.Append(ctx, login, folder, msg, nil, time.Time{}, nil)
-	return err
-}
-
 // Append stores a message in the user's mailbox with flags and an internal
 // date (zero means now) and returns the mailbox's UIDVALIDITY and the new
 // UID. source is passed on in the event. The message is durable when Append
@@ -104,29 +93,36 @@ func (s *Store) Append(ctx context.Context, login, mailbox string, msg io.Reader
 	}
 
 	err = s.write(ctx, func(tx *sql.Tx, events *[]Event) error {
-		m, err := lookupMailbox(ctx, tx, login, name)
-		if err != nil {
-			return err
-		}
-		if err := s.checkQuota(ctx, tx, login, file.size); err != nil {
-			return err
-		}
-		uid, err = takeUID(ctx, tx, m.ID)
-		if err != nil {
-			return err
-		}
-		if err := insertMessage(ctx, tx, m.ID, uid, file, date, flags, header); err != nil {
-			return err
-		}
-		uidValidity = m.UIDValidity
-		*events = append(*events, Event{Kind: EventAdded, MailboxID: m.ID, UIDs: []uint32{uid}, Source: source})
-		return addUsage(ctx, tx, login, file.size)
+		uidValidity, uid, err = s.addMessage(ctx, tx, events, login, name, file, date, flags, header, source)
+		return err
 	})
 	if err != nil {
 		s.removeFiles([]fileRef{file})
 		return 0, 0, fmt.Errorf("storing message for %q in %q: %w", login, name, err)
 	}
 	return uidValidity, uid, nil
+}
+
+// addMessage inserts the index row of file into the user's mailbox within
+// tx, after checking the quota, and returns the mailbox's UIDVALIDITY and
+// the new UID.
+func (s *Store) addMessage(ctx context.Context, tx *sql.Tx, events *[]Event, login, mailbox string, file fileRef, date time.Time, flags []string, header []byte, source any) (uidValidity, uid uint32, err error) {
+	m, err := lookupMailbox(ctx, tx, login, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := s.checkQuota(ctx, tx, login, file.size); err != nil {
+		return 0, 0, err
+	}
+	uid, err = takeUID(ctx, tx, m.ID)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := insertMessage(ctx, tx, m.ID, uid, file, date, flags, header); err != nil {
+		return 0, 0, err
+	}
+	*events = append(*events, Event{Kind: EventAdded, MailboxID: m.ID, UIDs: []uint32{uid}, Source: source})
+	return m.UIDValidity, uid, addUsage(ctx, tx, login, file.size)
 }
 
 func takeUID(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint32, error) {
