@@ -18,6 +18,7 @@ import (
 
 	"github.com/heimwolke/heimwolke/appliance/mail/store"
 	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/ratelimit"
 )
 
 // Options configures a Server. The zero value of each optional field selects
@@ -104,6 +105,9 @@ type Server struct {
 	connMu      sync.Mutex
 	connsByAddr map[netip.Addr]int
 	connsByUser map[string]int
+	// rejectLog lets through one log line per address a minute about
+	// rejected connections, so that a flood does not flood the log.
+	rejectLog *ratelimit.Limiter
 
 	// liveMu guards live, the selected mailboxes. Lock order: the store's
 	// write lock, then liveMu, then a liveMailbox's mu.
@@ -134,6 +138,7 @@ func New(opts Options) (*Server, error) {
 		logger:      opts.Logger,
 		connsByAddr: make(map[netip.Addr]int),
 		connsByUser: make(map[string]int),
+		rejectLog:   ratelimit.New(1.0/60, 1, 10000),
 		live:        make(map[int64]*liveMailbox),
 	}
 	s.imap = imapserver.New(&imapserver.Options{
@@ -226,7 +231,9 @@ func (s *Server) releaseUser(login string) {
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	addr := remoteAddr(c.NetConn())
 	if !s.acquireAddr(addr) {
-		s.logger.Info("imap: too many connections", "remote_addr", addr.String())
+		if s.rejectLog.Allow(addr.String()) {
+			s.logger.Info("imap: too many connections; further rejections of this address within a minute are not logged", "remote_addr", addr.String())
+		}
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeLimit, Text: "Too many connections from your address"}
 	}
 	sess := &session{srv: s, conn: c, addr: addr}

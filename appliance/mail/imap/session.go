@@ -85,7 +85,9 @@ func (sess *session) Login(username, password string) error {
 	}
 
 	if !sess.srv.acquireUser(u.Name) {
-		sess.srv.logger.Info("imap: too many connections of user", "user", u.Name, "remote_addr", sess.addr.String())
+		if sess.srv.rejectLog.Allow("user:" + u.Name) {
+			sess.srv.logger.Info("imap: too many connections of user; further rejections of this user within a minute are not logged", "user", u.Name, "remote_addr", sess.addr.String())
+		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this account"}
 	}
 	if err := sess.srv.opts.Store.EnsureUser(sess.ctx(), u.Name); err != nil {
