@@ -108,7 +108,7 @@ func TestCrashKeepsAcceptedMessages(t *testing.T) {
 	swaksPath := testpeer.Require(t, "swaks", "swaks")
 	ctx := context.Background()
 	dir := t.TempDir()
-	newTestCert(t, dir, testHost)
+	testpeer.SelfSigned(t, testHost, "127.0.0.1").WriteFiles(t, dir, testHost)
 
 	store, err := accounts.Open(ctx, filepath.Join(dir, "accounts.db"), accounts.Options{
 		Argon2: accounts.Argon2Params{Memory: 64, Time: 1, Threads: 1},

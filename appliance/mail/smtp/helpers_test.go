@@ -2,19 +2,10 @@ package smtp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -35,60 +26,6 @@ const (
 	testDomain = "example.test"
 	testHost   = "mail.example.test"
 )
-
-// testCert is a self-signed certificate for testHost, localhost and
-// 127.0.0.1, with its files for peers that read PEM.
-type testCert struct {
-	config   *tls.Config
-	roots    *x509.CertPool
-	certFile string
-	keyFile  string
-}
-
-func newTestCert(t testing.TB, dir string, names ...string) *testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	c := &testCert{certFile: filepath.Join(dir, names[0]+".crt"), keyFile: filepath.Join(dir, names[0]+".key")}
-	if err := os.WriteFile(c.certFile, certPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.config = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	c.roots = x509.NewCertPool()
-	c.roots.AppendCertsFromPEM(certPEM)
-	return c
-}
 
 // testDNS is a DNS server on loopback that answers from a table, so that
 // SPF, DKIM, DMARC, MX and MTA-STS lookups stay inside the test.
@@ -254,7 +191,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // testEnv is a running SMTP server with its accounts, queue and DNS.
 type testEnv struct {
 	dir         string
-	cert        *testCert
+	cert        *testpeer.Cert
 	dns         *testDNS
 	accounts    *accounts.Store
 	secret      string // anna's app password with the mail scope
@@ -278,7 +215,7 @@ func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &testEnv{dir: t.TempDir(), deliverer: &memDeliverer{}, logs: &testpeer.Buffer{}}
-	e.cert = newTestCert(t, e.dir, testHost, "localhost")
+	e.cert = testpeer.SelfSigned(t, testHost, "localhost", "127.0.0.1")
 	e.dns = newTestDNS(t, "127.0.0.1:0")
 
 	var err error
@@ -323,7 +260,7 @@ func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 		Local:       e.deliverer,
 		Resolver:    e.dns.resolver(),
 		Dial:        (&net.Dialer{Timeout: 10 * time.Second, Resolver: e.dns.resolver()}).DialContext,
-		TLSConfig:   &tls.Config{RootCAs: e.cert.roots},
+		TLSConfig:   &tls.Config{RootCAs: e.cert.Pool},
 		RetryDelays: []time.Duration{time.Second},
 		Logger:      logger,
 		Language: func(ctx context.Context, login string) string {
@@ -356,7 +293,7 @@ func newTestEnv(t testing.TB, eo envOptions) *testEnv {
 
 	opts := Options{
 		Hostname:  testHost,
-		TLSConfig: e.cert.config,
+		TLSConfig: e.cert.ServerConfig(),
 		Directory: &StaticDirectory{
 			Domains:  []string{testDomain},
 			Aliases:  map[string]string{"info@" + testDomain: "anna"},
@@ -395,21 +332,6 @@ func (e *testEnv) listen(t testing.TB, mode Mode) string {
 	}
 	go e.server.Serve(l, mode)
 	return l.Addr().String()
-}
-
-// swaks runs swaks with args and returns its transcript and exit code.
-func swaks(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	path := testpeer.Require(t, "swaks", "swaks")
-	cmd := exec.Command(path, append([]string{"--timeout", "20"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if exitErr, ok := err.(*exec.ExitError); ok {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running swaks: %v", err)
-	}
-	return string(out), code
 }
 
 // hostPort splits addr for swaks' --server and --port.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // swaksInbound sends one message to the inbound port from 127.0.0.1.
@@ -13,7 +15,7 @@ func (e *testEnv) swaksInbound(t *testing.T, from, to string, extra ...string) (
 	host, port := hostPort(t, e.inbound)
 	args := []string{"--server", host, "--port", port, "--ehlo", "client.sender.test",
 		"--from", from, "--to", to, "--header", "Subject: test"}
-	return swaks(t, append(args, extra...)...)
+	return testpeer.Swaks(t, append(args, extra...)...)
 }
 
 func TestInboundDeliversWithSTARTTLS(t *testing.T) {

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/heimwolke/heimwolke/appliance/mail/queue"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // mtaSTSEnv starts Postfix as the MX of remote.test and an HTTPS server
 // that serves policy as https://mta-sts.remote.test/.well-known/mta-sts.txt.
 func mtaSTSEnv(t *testing.T, policy string, postfixCert, mxCertTrusted bool) (*testEnv, *postfix) {
-	dir := t.TempDir()
-	mxCert := newTestCert(t, dir, "mx.remote.test")
+	mxCert := testpeer.SelfSigned(t, "mx.remote.test", "127.0.0.1")
 	opts := postfixOptions{}
 	if postfixCert {
 		opts.cert = mxCert
@@ -32,12 +32,12 @@ func mtaSTSEnv(t *testing.T, policy string, postfixCert, mxCertTrusted bool) (*t
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte(policy))
 	}))
-	webCert := newTestCert(t, dir, "mta-sts.remote.test")
-	web.TLS = webCert.config
+	webCert := testpeer.SelfSigned(t, "mta-sts.remote.test", "127.0.0.1")
+	web.TLS = webCert.ServerConfig()
 	web.StartTLS()
 	t.Cleanup(web.Close)
 	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: webCert.roots},
+		TLSClientConfig: &tls.Config{RootCAs: webCert.Pool},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, web.Listener.Addr().String())
 		},
@@ -47,7 +47,7 @@ func mtaSTSEnv(t *testing.T, policy string, postfixCert, mxCertTrusted bool) (*t
 		o.MXPort = p.port
 		o.HTTPClient = client
 		if mxCertTrusted {
-			o.TLSConfig = &tls.Config{RootCAs: mxCert.roots}
+			o.TLSConfig = &tls.Config{RootCAs: mxCert.Pool}
 		}
 	}})
 	e.dns.add(t, "remote.test. 300 IN MX 10 mx.remote.test.", "mx.remote.test. 300 IN A 127.0.0.1")

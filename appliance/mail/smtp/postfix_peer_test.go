@@ -9,13 +9,14 @@ import (
 
 	"github.com/heimwolke/heimwolke/appliance/mail/queue"
 	"github.com/heimwolke/heimwolke/packages/control"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 func TestPostfixDeliversToBox(t *testing.T) {
 	e := newTestEnv(t, envOptions{})
 	p := startPostfix(t, postfixOptions{boxAddr: e.inbound})
 	host, port := hostPort(t, p.addr())
-	out, code := swaks(t, "--server", host, "--port", port, "--from", "friend@remote.test",
+	out, code := testpeer.Swaks(t, "--server", host, "--port", port, "--from", "friend@remote.test",
 		"--to", "anna@example.test", "--h-Subject", "via postfix")
 	if code != 0 {
 		t.Fatalf("swaks to postfix: exit code %d:\n%s", code, out)
@@ -36,11 +37,11 @@ func TestPostfixDeliversToBox(t *testing.T) {
 // directEnv starts Postfix as the MX of remote.test, with a certificate
 // for mx.remote.test, and a box whose queue delivers there directly.
 func directEnv(t *testing.T) (*testEnv, *postfix) {
-	cert := newTestCert(t, t.TempDir(), "mx.remote.test")
+	cert := testpeer.SelfSigned(t, "mx.remote.test", "127.0.0.1")
 	p := startPostfix(t, postfixOptions{cert: cert})
 	e := newTestEnv(t, envOptions{runQueue: true, queue: func(o *queue.Options) {
 		o.MXPort = p.port
-		o.TLSConfig = &tls.Config{RootCAs: cert.roots}
+		o.TLSConfig = &tls.Config{RootCAs: cert.Pool}
 	}})
 	e.dns.add(t, "remote.test. 300 IN MX 10 mx.remote.test.", "mx.remote.test. 300 IN A 127.0.0.1")
 	return e, p
@@ -115,7 +116,7 @@ func TestBoxBouncesRejectedRecipient(t *testing.T) {
 // TestRelayThroughPostfix sends through Postfix as the smarthost, which
 // checks the login with Dovecot's auth service.
 func TestRelayThroughPostfix(t *testing.T) {
-	cert := newTestCert(t, t.TempDir(), "smtp.relay.test")
+	cert := testpeer.SelfSigned(t, "smtp.relay.test", "127.0.0.1")
 	p := startPostfix(t, postfixOptions{cert: cert, saslUser: "box", saslPassword: "relay-secret"})
 
 	for _, tc := range []struct {
@@ -136,7 +137,7 @@ func TestRelayThroughPostfix(t *testing.T) {
 				if tc.name != "set at runtime" {
 					o.Smarthost = relay
 				}
-				o.TLSConfig = &tls.Config{RootCAs: cert.roots}
+				o.TLSConfig = &tls.Config{RootCAs: cert.Pool}
 			}})
 			if tc.name == "set at runtime" {
 				if err := e.queue.SetSmarthost(relay); err != nil {

@@ -33,7 +33,7 @@ type postfixOptions struct {
 	// boxAddr is where mail for testDomain goes: the box's inbound port.
 	boxAddr string
 	// cert is the TLS certificate for the submission ports and STARTTLS.
-	cert *testCert
+	cert *testpeer.Cert
 	// saslUser and saslPassword are the relay login; empty disables the
 	// submission ports.
 	saslUser, saslPassword string
@@ -131,8 +131,9 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 postlog unix-dgram n - n - 1 postlogd
 `, p.port)
 	if opts.cert != nil {
+		certFile, keyFile := opts.cert.WriteFiles(t, dir, "smtpd")
 		mainCF += fmt.Sprintf("smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_security_level = may\n",
-			opts.cert.certFile, opts.cert.keyFile)
+			certFile, keyFile)
 	}
 	if opts.saslUser != "" {
 		p.submission, p.smtps = freePort(t), freePort(t)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // swaksSubmit sends one message as anna to the submission port addr.
@@ -17,7 +19,7 @@ func (e *testEnv) swaksSubmit(t *testing.T, addr, tlsFlag, user, password, from,
 	if user != "" {
 		args = append(args, "--auth", "PLAIN", "--auth-user", user, "--auth-password", password)
 	}
-	return swaks(t, append(args, extra...)...)
+	return testpeer.Swaks(t, append(args, extra...)...)
 }
 
 func TestSubmissionSTARTTLSQueuesRemote(t *testing.T) {
@@ -53,7 +55,7 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 	// Sent with LOGIN, the mechanism of older Outlook versions, to a local
 	// user, who gets the message without the queue.
 	host, port := hostPort(t, e.submissions)
-	out, code := swaks(t, "--server", host, "--port", port, "--tlsc", "--ehlo", "laptop.local",
+	out, code := testpeer.Swaks(t, "--server", host, "--port", port, "--tlsc", "--ehlo", "laptop.local",
 		"--auth", "LOGIN", "--auth-user", "anna", "--auth-password", e.secret,
 		"--from", "info@example.test", "--h-From", "Anna <info@example.test>", "--to", "ben@example.test")
 	if code != 0 {
@@ -114,7 +116,7 @@ func TestSubmissionForeignSender(t *testing.T) {
 	}
 
 	host, port := hostPort(t, e.submission)
-	out, _ = swaks(t, "--server", host, "--port", port, "-tls", "--auth", "PLAIN", "--auth-user", "anna",
+	out, _ = testpeer.Swaks(t, "--server", host, "--port", port, "-tls", "--auth", "PLAIN", "--auth-user", "anna",
 		"--auth-password", e.secret, "--from", "anna@example.test", "--h-From", "boss@bank.test", "--to", "friend@remote.test")
 	if !strings.Contains(out, "550 5.7.1") {
 		t.Errorf("From header of a foreign domain not rejected with 550 5.7.1:\n%s", out)
