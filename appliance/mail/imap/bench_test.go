@@ -3,10 +3,8 @@ package imap
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
@@ -329,17 +327,9 @@ type benchTLSFiles struct {
 
 func writeBenchCertificates(b *testing.B, dir string) benchTLSFiles {
 	b.Helper()
-	t := &testing.T{}
-	config, _, pool := testCertificates(t)
-	cert := config.Certificates[0]
-	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		b.Fatal(err)
-	}
-	files := benchTLSFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem"), pool: pool}
-	os.WriteFile(files.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644)
-	os.WriteFile(files.key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
-	return files
+	cert := testpeer.SelfSigned(b, "localhost", "127.0.0.1")
+	certFile, keyFile := cert.WriteFiles(b, dir, "localhost")
+	return benchTLSFiles{cert: certFile, key: keyFile, pool: cert.Pool}
 }
 
 func freePort(b *testing.B) int {

@@ -2,24 +2,17 @@ package imap
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/heimwolke/heimwolke/appliance/mail/store"
 	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // testEnv is a running IMAP server on loopback with one user.
@@ -30,7 +23,7 @@ type testEnv struct {
 	server   *Server
 	addr     string // host:port
 	port     string
-	caFile   string // PEM of the CA that signed the server certificate
+	caFile   string // PEM of the self-signed server certificate, the CA file for peers
 	caPool   *x509.CertPool
 	user     string
 	password string // an app password with the mail scope
@@ -68,14 +61,11 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Cleanup(func() { st.Close() })
 	env.store = st
 
-	tlsConfig, caPEM, pool := testCertificates(t)
-	env.caFile = filepath.Join(env.dir, "ca.pem")
-	if err := os.WriteFile(env.caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env.caPool = pool
+	cert := testpeer.SelfSigned(t, "localhost", "127.0.0.1")
+	env.caFile, _ = cert.WriteFiles(t, env.dir, "localhost")
+	env.caPool = cert.Pool
 
-	opts.Store, opts.Accounts, opts.TLSConfig, opts.Logger = st, acc, tlsConfig, logger
+	opts.Store, opts.Accounts, opts.TLSConfig, opts.Logger = st, acc, cert.ServerConfig(), logger
 	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -90,56 +80,6 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 	env.addr = ln.Addr().String()
 	_, env.port, _ = net.SplitHostPort(env.addr)
 	return env
-}
-
-// testCertificates makes a CA and a server certificate for localhost and
-// 127.0.0.1 signed by it.
-func testCertificates(t testing.TB) (*tls.Config, []byte, *x509.CertPool) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Heimwolke test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	config := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return config, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pool
 }
 
 // testMessage returns a small RFC 5322 message.

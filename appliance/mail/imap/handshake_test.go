@@ -6,13 +6,15 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // TestSilentClientClosed checks that a connection that never starts its
 // TLS handshake is closed after the timeout, while a client that does
 // handshake gets through.
 func TestSilentClientClosed(t *testing.T) {
-	config, _, _ := testCertificates(t)
+	config := testpeer.SelfSigned(t, "localhost", "127.0.0.1").ServerConfig()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
