@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -50,47 +43,19 @@ func writeTestCertificate(t *testing.T, dir string) string {
 // so that a test can tell a renewed certificate from the first.
 func writeTestCertificateSerial(t *testing.T, dir string, serial int64) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-
+	cert := testpeer.SelfSignedWith(t, testpeer.CertOptions{Serial: serial}, "localhost")
 	store, err := tlsstore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteCertificate("local", certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+	if err := store.WriteCertificate("local", cert.CertPEM, cert.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.SetDefault("local"); err != nil {
 		t.Fatal(err)
 	}
 
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile, _ := cert.WriteFiles(t, t.TempDir(), "localhost")
 	return caFile
 }
 
@@ -294,7 +259,7 @@ func (a settingsAgent) GetSettings(context.Context) (control.Settings, error) {
 // SPF and DMARC lookups for the sender never leave the machine.
 func TestMailFromAgentSettings(t *testing.T) {
 	curl := testpeer.Require(t, "curl", "curl")
-	swaks := testpeer.Require(t, "swaks", "swaks")
+	testpeer.Require(t, "swaks", "swaks")
 	unshare := testpeer.Require(t, "unshare", "util-linux")
 	testpeer.RequireRoot(t, "mounting a private resolv.conf for heimwolke")
 	ctx := context.Background()
@@ -351,15 +316,15 @@ func TestMailFromAgentSettings(t *testing.T) {
 	}
 
 	host, port, _ := net.SplitHostPort(smtpAddr)
-	out, err := exec.Command(swaks, "--server", host, "--port", port, "--tls",
+	transcript, code := testpeer.Swaks(t, "--server", host, "--port", port, "--tls",
 		"--from", "bob@example.org", "--to", "info@familie.test",
-		"--header", "Subject: Grillabend am Samstag", "--body", "Bringst Du Salat mit?").CombinedOutput()
-	if err != nil {
-		t.Fatalf("swaks: %v\n%s", err, out)
+		"--header", "Subject: Grillabend am Samstag", "--body", "Bringst Du Salat mit?")
+	if code != 0 {
+		t.Fatalf("swaks exit code %d, want 0:\n%s", code, transcript)
 	}
 
 	_, imapPort, _ := net.SplitHostPort(imapsAddr)
-	out, err = exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "localhost:"+imapPort+":127.0.0.1",
+	out, err := exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "localhost:"+imapPort+":127.0.0.1",
 		"-u", "anna:"+secret, "imaps://localhost:"+imapPort+"/INBOX;UID=1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl imaps FETCH: %v\n%s", err, out)
