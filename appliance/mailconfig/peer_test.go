@@ -1,15 +1,7 @@
 package mailconfig
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -17,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
@@ -54,14 +45,11 @@ func startTLSServer(t *testing.T, opts Options) *server {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	cert, certPEM := selfSignedCert(t, h.Hosts())
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert := testpeer.SelfSigned(t, h.Hosts()...)
+	caFile, _ := cert.WriteFiles(t, t.TempDir(), "ca")
 
 	ts := httptest.NewUnstartedServer(h)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.TLS = cert.ServerConfig()
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	return &server{t: t, port: listenerPort(t, ts), curl: curl, caFile: caFile}
@@ -74,33 +62,6 @@ func listenerPort(t *testing.T, ts *httptest.Server) string {
 		t.Fatal(err)
 	}
 	return port
-}
-
-// selfSignedCert returns a certificate for names that is its own CA, and
-// the certificate in PEM.
-func selfSignedCert(t *testing.T, names []string) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // curlResult is what curl wrote about one response.
