@@ -2,18 +2,10 @@ package aliases
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -226,7 +218,7 @@ func startSMTP(t *testing.T, d smtp.Directory, deliverer smtp.Deliverer) (host, 
 	t.Helper()
 	srv, err := smtp.New(smtp.Options{
 		Hostname:  "mail." + testDomain,
-		TLSConfig: selfSignedTLS(t),
+		TLSConfig: testpeer.SelfSigned(t, "mail."+testDomain).ServerConfig(),
 		Directory: d,
 		Deliverer: deliverer,
 		Logger:    slog.New(slog.DiscardHandler),
@@ -244,42 +236,12 @@ func startSMTP(t *testing.T, d smtp.Directory, deliverer smtp.Deliverer) (host, 
 	return host, port
 }
 
-func selfSignedTLS(t *testing.T) *tls.Config {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mail." + testDomain},
-		DNSNames:     []string{"mail." + testDomain},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
-
 // swaksTo sends one message to rcpt and returns swaks' transcript and
 // exit code.
 func swaksTo(t *testing.T, host, port, rcpt string) (string, int) {
 	t.Helper()
-	path := testpeer.Require(t, "swaks", "swaks")
-	cmd := exec.Command(path, "--timeout", "20", "--server", host, "--port", port,
+	return testpeer.Swaks(t, "--server", host, "--port", port,
 		"--ehlo", "client.sender.test", "--from", "someone@sender.test", "--to", rcpt, "-tls")
-	out, err := cmd.CombinedOutput()
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		return string(out), exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("running swaks: %v", err)
-	}
-	return string(out), 0
 }
 
 func TestSMTPDeliversToAliases(t *testing.T) {
