@@ -391,6 +391,7 @@ func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
 		TLSConfig: m.tls,
 		Directory: dir,
 		Deliverer: m.store,
+		SpoolDir:  filepath.Join(m.dir, "spool"),
 		Outbox:    q,
 		Passwords: m.accounts,
 		Checker:   &auth.Checker{AuthServID: host, Logger: m.log},

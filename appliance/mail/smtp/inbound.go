@@ -54,10 +54,11 @@ func (s *inboundSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 }
 
 func (s *inboundSession) Data(r io.Reader) error {
-	msg, err := readMessage(r)
+	msg, err := s.server.spool.receive(r, s.log)
 	if err != nil {
 		return err
 	}
+	defer msg.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -70,7 +71,11 @@ func (s *inboundSession) Data(r io.Reader) error {
 
 	folder := "INBOX"
 	if c := s.server.opts.Checker; c != nil {
-		res := c.Check(ctx, auth.Envelope{IP: net.IP(s.remote.AsSlice()), Helo: s.conn.Hostname(), MailFrom: s.from}, msg)
+		res, err := s.check(ctx, c, msg)
+		if err != nil {
+			s.log.Error("message check failed", "remote", s.remote, "from", s.from, "err", err)
+			return errTempLocal
+		}
 		s.log.Info("message checked", "remote", s.remote, "from", s.from, "spf", string(res.SPF),
 			"dmarc", res.DMARC.Result, "disposition", res.Disposition.String())
 		if res.Disposition == auth.Reject {
@@ -80,13 +85,27 @@ func (s *inboundSession) Data(r io.Reader) error {
 			folder = "Junk"
 		}
 		header = res.Header + header
-		msg = removeAuthResults(msg, c.AuthServID)
+		msg.header = removeAuthResults(msg.header, c.AuthServID)
 	}
 
-	full := append([]byte(header), msg...)
-	if err := s.deliverLocal(ctx, s.logins, folder, full); err != nil {
+	prefix := []byte(header)
+	open := func() io.Reader { return msg.reader(prefix) }
+	if err := s.deliverLocal(ctx, s.logins, folder, open); err != nil {
 		return err
 	}
-	s.log.Info("message delivered", "id", id, "from", s.from, "recipients", len(s.logins), "folder", folder, "bytes", len(full))
+	s.log.Info("message delivered", "id", id, "from", s.from, "recipients", len(s.logins), "folder", folder,
+		"bytes", int64(len(prefix))+msg.len())
 	return nil
+}
+
+// check runs SPF, DKIM and DMARC on the message as received. The checker
+// reads the spool file through a memory mapping, since it takes a []byte.
+func (s *inboundSession) check(ctx context.Context, c *auth.Checker, msg *spooledMessage) (auth.Result, error) {
+	env := auth.Envelope{IP: net.IP(s.remote.AsSlice()), Helo: s.conn.Hostname(), MailFrom: s.from}
+	var res auth.Result
+	err := withMapped(msg.file, msg.size, func(data []byte) error {
+		res = c.Check(ctx, env, data)
+		return nil
+	})
+	return res, err
 }

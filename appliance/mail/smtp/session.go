@@ -1,9 +1,7 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -68,22 +66,6 @@ func (s *sessionBase) tls() bool {
 	return ok
 }
 
-// readMessage reads the message data, which go-smtp has already limited to
-// MaxMessageBytes.
-// NOTE: the message is held in memory for the checks and the delivery, so
-// the peak memory is MaxMessageBytes times the connections in DATA at once.
-func readMessage(r io.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		var smtpErr *gosmtp.SMTPError
-		if errors.As(err, &smtpErr) {
-			return nil, smtpErr
-		}
-		return nil, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Error reading message data"}
-	}
-	return buf.Bytes(), nil
-}
-
 // receivedField returns a Received trace field (RFC 5321 section 4.4), with
 // the "with" keyword of RFC 3848.
 func (s *sessionBase) receivedField(with, id string) string {
@@ -106,20 +88,41 @@ func sanitizeHelo(helo string) string {
 	return string(b)
 }
 
-// deliverLocal stores msg for each login once, in folder.
-func (s *sessionBase) deliverLocal(ctx context.Context, logins []string, folder string, msg []byte) error {
-	seen := map[string]bool{}
-	for _, login := range logins {
-		if seen[login] {
-			continue
+// deliverLocal stores the message that open returns for each login once,
+// in folder. A MultiDeliverer stores it for all logins or for none.
+func (s *sessionBase) deliverLocal(ctx context.Context, logins []string, folder string, open func() io.Reader) error {
+	logins = unique(logins)
+	if len(logins) == 0 {
+		return nil
+	}
+	if md, ok := s.server.opts.Deliverer.(MultiDeliverer); ok {
+		if err := md.DeliverAll(ctx, logins, folder, open()); err != nil {
+			s.log.Error("delivery failed", "logins", logins, "folder", folder, "err", err)
+			return errTempLocal
 		}
-		seen[login] = true
-		// NOTE: when a later delivery fails, the earlier users already
-		// have the message and get it again when the client retries.
-		if err := s.server.opts.Deliverer.Deliver(ctx, login, folder, bytes.NewReader(msg)); err != nil {
+		return nil
+	}
+	for _, login := range logins {
+		// NOTE: without DeliverAll, when a later delivery fails, the
+		// earlier users already have the message and get it again when
+		// the client retries.
+		if err := s.server.opts.Deliverer.Deliver(ctx, login, folder, open()); err != nil {
 			s.log.Error("delivery failed", "login", login, "folder", folder, "err", err)
 			return errTempLocal
 		}
 	}
 	return nil
+}
+
+// unique returns logins without repeats, in their first order.
+func unique(logins []string) []string {
+	seen := make(map[string]bool, len(logins))
+	var out []string
+	for _, login := range logins {
+		if !seen[login] {
+			seen[login] = true
+			out = append(out, login)
+		}
+	}
+	return out
 }

@@ -34,6 +34,18 @@ type Deliverer interface {
 	Deliver(ctx context.Context, login, folder string, msg io.Reader) error
 }
 
+// MultiDeliverer is a Deliverer that stores one message for several users
+// all or nothing. The message store implements it. With a Deliverer that
+// lacks it, a message for several local users is delivered to one user
+// after the other.
+type MultiDeliverer interface {
+	Deliverer
+	// DeliverAll stores msg in folder for every login in logins, or for
+	// none of them when it returns an error. Like Deliver, it returns only
+	// after the message is durably stored.
+	DeliverAll(ctx context.Context, logins []string, folder string, msg io.Reader) error
+}
+
 // Outbox accepts submitted mail for remote recipients. *queue.Queue
 // implements it.
 type Outbox interface {
@@ -68,9 +80,20 @@ type Options struct {
 	// checks and adds no Authentication-Results field.
 	Checker *auth.Checker
 
+	// SpoolDir is the folder where each message is written during DATA,
+	// before the checks and the delivery read it back. New creates it with
+	// mode 0700 and removes the files that a crash left in it. Set it to a
+	// folder on persistent storage, such as the mail data folder's
+	// "spool": the default, a new folder in os.TempDir that Close removes,
+	// is in RAM where /tmp is a tmpfs.
+	SpoolDir string
 	// MaxMessageBytes is the largest message accepted, advertised with
 	// SIZE (RFC 1870). Default 40 MiB.
 	MaxMessageBytes int64
+	// MaxHeaderBytes is the largest header section accepted, in bytes.
+	// The server keeps only the header section of a message in memory.
+	// Default 256 KiB.
+	MaxHeaderBytes int
 	// MaxRecipients is the most recipients of one message. RFC 5321
 	// section 4.5.3.1.8 requires at least 100. Default 100.
 	MaxRecipients int
@@ -96,6 +119,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 40 << 20
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 256 << 10
 	}
 	if o.MaxRecipients <= 0 {
 		o.MaxRecipients = 100
@@ -142,6 +168,7 @@ type Server struct {
 	log        *slog.Logger
 	perAddress *ratelimit.Limiter
 	perUser    *ratelimit.Limiter
+	spool      *spool
 	mu         sync.Mutex
 	servers    []*gosmtp.Server
 	sessionSeq uint64
@@ -153,6 +180,10 @@ func New(opts Options) (*Server, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("configuring SMTP server: %w", err)
 	}
+	sp, err := openSpool(opts.SpoolDir, opts.MaxHeaderBytes, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("configuring SMTP server: %w", err)
+	}
 	rate := float64(opts.MessagesPerHour) / 3600
 	burst := max(1, opts.MessagesPerHour/10)
 	return &Server{
@@ -160,6 +191,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		perAddress: ratelimit.New(rate, burst, 10000),
 		perUser:    ratelimit.New(rate, burst, 10000),
+		spool:      sp,
 	}, nil
 }
 
@@ -214,7 +246,8 @@ func (s *Server) Serve(l net.Listener, mode Mode) error {
 	return srv.Serve(listener)
 }
 
-// Close closes every listener and connection.
+// Close closes every listener and connection, and removes the spool folder
+// if New created it in os.TempDir.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -225,6 +258,9 @@ func (s *Server) Close() error {
 		}
 	}
 	s.servers = nil
+	if err := s.spool.close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

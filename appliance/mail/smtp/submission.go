@@ -123,11 +123,12 @@ func (s *submissionSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 }
 
 func (s *submissionSession) Data(r io.Reader) error {
-	msg, err := readMessage(r)
+	msg, err := s.server.spool.receive(r, s.log)
 	if err != nil {
 		return err
 	}
-	msg, err = s.checkHeader(msg)
+	defer msg.Close()
+	extra, err := s.checkHeader(msg.header)
 	if err != nil {
 		return err
 	}
@@ -139,21 +140,44 @@ func (s *submissionSession) Data(r io.Reader) error {
 		return err
 	}
 	id := strconv.FormatUint(s.server.nextSessionID(), 36)
-	msg = append([]byte(s.receivedField("ESMTPSA", id)), msg...)
+	prefix := append([]byte(s.receivedField("ESMTPSA", id)), extra...)
 
 	if len(remote) > 0 {
 		env := queue.Envelope{Login: s.login, From: s.from, To: remote}
-		qid, err := s.server.opts.Outbox.Enqueue(ctx, env, msg)
-		if err != nil {
-			s.log.Error("enqueueing failed", "user", s.login, "err", err)
-			return errTempLocal
+		if err := s.enqueue(ctx, env, msg, prefix); err != nil {
+			return err
 		}
-		s.log.Info("message queued", "user", s.login, "queue_id", qid, "recipients", len(remote))
 	}
-	if err := s.deliverLocal(ctx, local, "INBOX", msg); err != nil {
+	open := func() io.Reader { return msg.reader(prefix) }
+	if err := s.deliverLocal(ctx, local, "INBOX", open); err != nil {
 		return err
 	}
 	s.log.Info("message submitted", "id", id, "user", s.login, "local", len(local), "remote", len(remote))
+	return nil
+}
+
+// enqueue hands the message with prefix to the outbound queue. The queue
+// takes the message as one []byte, so enqueue writes it to a second spool
+// file and passes a memory mapping of that file.
+// NOTE: the queue's DKIM Signer (auth.Keys.Sign) returns the signed
+// message as a new []byte, so each submission to remote recipients still
+// holds one copy of the message in the Go heap while it is enqueued.
+func (s *submissionSession) enqueue(ctx context.Context, env queue.Envelope, msg *spooledMessage, prefix []byte) error {
+	full, err := s.server.spool.write(msg.reader(prefix), s.log)
+	if err != nil {
+		return err
+	}
+	defer full.Close()
+	var qid int64
+	err = withMapped(full.file, full.size, func(data []byte) error {
+		qid, err = s.server.opts.Outbox.Enqueue(ctx, env, data)
+		return err
+	})
+	if err != nil {
+		s.log.Error("enqueueing failed", "user", s.login, "err", err)
+		return errTempLocal
+	}
+	s.log.Info("message queued", "user", s.login, "queue_id", qid, "recipients", len(env.To))
 	return nil
 }
 
@@ -179,11 +203,12 @@ func (s *submissionSession) splitRecipients(ctx context.Context) (local, remote 
 	return local, remote, nil
 }
 
-// checkHeader requires that every From address belongs to the user, and
-// adds Date and Message-ID when the client left them out (RFC 6409 section
-// 8.2 and 8.3), since receivers and DKIM expect them.
-func (s *submissionSession) checkHeader(msg []byte) ([]byte, error) {
-	fields, _ := headerFields(msg)
+// checkHeader requires that every From address in the header fields
+// belongs to the user. It returns the Date and Message-ID fields to add
+// when the client left them out (RFC 6409 section 8.2 and 8.3), since
+// receivers and DKIM expect them.
+func (s *submissionSession) checkHeader(header []byte) ([]byte, error) {
+	fields, _ := headerFields(header)
 	froms := fieldValues(fields, "from")
 	if len(froms) != 1 {
 		return nil, errBadHeader
@@ -212,5 +237,5 @@ func (s *submissionSession) checkHeader(msg []byte) ([]byte, error) {
 		rand.Read(b[:])
 		extra = append(extra, "Message-ID: <"+hex.EncodeToString(b[:])+"@"+s.server.opts.Hostname+">\r\n"...)
 	}
-	return append(extra, msg...), nil
+	return extra, nil
 }
