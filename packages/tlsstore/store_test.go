@@ -1,49 +1,26 @@
 package tlsstore
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
 // selfSigned returns a PEM chain and key for a certificate with the given
-// DNS names and serial number.
+// DNS names and serial number. It expires serial hours from now, so a
+// higher serial also expires later.
 func selfSigned(t testing.TB, serial int64, names ...string) (chainPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Duration(serial) * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	notAfter := time.Now().Add(time.Duration(serial) * time.Hour)
+	cert := testpeer.SelfSignedWith(t, testpeer.CertOptions{Serial: serial, NotAfter: notAfter}, names...)
+	return cert.CertPEM, cert.KeyPEM
 }
 
 func openStore(t *testing.T) *Store {
@@ -329,18 +306,8 @@ func TestTLSALPNChallenge(t *testing.T) {
 func TestGetCertificateByLocalIP(t *testing.T) {
 	store := openStore(t)
 	writeCert(t, store, "acme", 1, "example.org")
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	if err := store.WriteCertificate("local",
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+	local := testpeer.SelfSignedWith(t, testpeer.CertOptions{Serial: 7, NotAfter: time.Now().Add(time.Hour)}, "127.0.0.1")
+	if err := store.WriteCertificate("local", local.CertPEM, local.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
 
