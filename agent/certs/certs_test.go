@@ -2,12 +2,8 @@ package certs
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -241,29 +237,15 @@ func TestRenewalKeepsConnections(t *testing.T) {
 // past two thirds of its lifetime, as if an earlier run had obtained it.
 func writeOldCertificate(t *testing.T, store *tlsstore.Store, names ...string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	cert := testpeer.SelfSignedWith(t, testpeer.CertOptions{
+		Serial:    4242,
+		NotBefore: time.Now().Add(-2 * time.Hour),
+		NotAfter:  time.Now().Add(time.Hour),
+	}, names...)
+	if err := store.WriteCertificate(ACMECertificate, cert.CertPEM, cert.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
-	serial := big.NewInt(4242)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	err = store.WriteCertificate(ACMECertificate,
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serial
+	return cert.Leaf.SerialNumber
 }
 
 // checkBackoff waits for two failed attempts and checks that the reason is
