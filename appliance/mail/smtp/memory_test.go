@@ -169,3 +169,14 @@ func BenchmarkInboundMemory(b *testing.B) {
 			messages, size>>20, float64(alloc)/(1<<20), float64(sys)/(1<<20))
 	}
 }
+
+// TestInboundHeapBounded guards the spooling of DATA: four messages of 16
+// MiB at once must grow the heap by less than one message.
+func TestInboundHeapBounded(t *testing.T) {
+	const messages, size = 4, 16 << 20
+	alloc, _ := inboundMemory(t, messages, size)
+	if alloc >= size {
+		t.Errorf("heap grew by %d MiB under %d messages of %d MiB, want less than one message", alloc>>20, messages, size>>20)
+	}
+	t.Logf("heap grew by %.1f MiB under %d messages of %d MiB", float64(alloc)/(1<<20), messages, size>>20)
+}
