@@ -2,7 +2,9 @@
 // tests run against (unsquashfs, fsck.vfat, QEMU, ...). A missing program skips
 // the test with one line that names the Debian package to install, except
 // under CI=true, where a missing program fails the test: CI must install it.
-// Buffer collects a peer's output while the test reads it.
+// Buffer collects a peer's output while the test reads it. SelfSigned makes
+// the TLS certificate that tests give to servers and clients, Swaks runs the
+// SMTP test client, and FreePort picks a port for a peer.
 package testpeer
 
 import (
