@@ -29,6 +29,9 @@ func (s *inboundSession) Mail(from string, opts *gosmtp.MailOptions) error {
 		s.log.Info("message rejected", "remote", s.remote, "reason", "message rate")
 		return errTooManyMessages
 	}
+	if err := s.checkSpoolRoom(); err != nil {
+		return err
+	}
 	s.from = from
 	return nil
 }
@@ -99,7 +102,8 @@ func (s *inboundSession) Data(r io.Reader) error {
 }
 
 // check runs SPF, DKIM and DMARC on the message as received. The checker
-// reads the spool file through a memory mapping, since it takes a []byte.
+// reads the spool file through a memory mapping, since it takes a []byte,
+// and its result keeps no reference to that mapping.
 func (s *inboundSession) check(ctx context.Context, c *auth.Checker, msg *spooledMessage) (auth.Result, error) {
 	env := auth.Envelope{IP: net.IP(s.remote.AsSlice()), Helo: s.conn.Hostname(), MailFrom: s.from}
 	var res auth.Result

@@ -66,6 +66,25 @@ func (s *sessionBase) tls() bool {
 	return ok
 }
 
+// checkSpoolRoom rejects a transaction while the spool's file system has
+// less than 1.5 times MaxMessageBytes free, as Postfix does by default
+// (queue_minfree in postconf(5)). A nearly full disk then fails MAIL with
+// 452 4.3.1, before DATA can fill it up for the box's other writes.
+func (s *sessionBase) checkSpoolRoom() error {
+	free, err := s.server.spool.freeBytes()
+	if err != nil {
+		s.log.Error("spool space check failed", "err", err)
+		return errTempLocal
+	}
+	need := s.server.opts.MaxMessageBytes + s.server.opts.MaxMessageBytes/2
+	if free < need {
+		s.log.Warn("message rejected", "remote", s.remote, "reason", "spool disk full",
+			"free_bytes", free, "need_bytes", need)
+		return errSpoolFull
+	}
+	return nil
+}
+
 // receivedField returns a Received trace field (RFC 5321 section 4.4), with
 // the "with" keyword of RFC 3848.
 func (s *sessionBase) receivedField(with, id string) string {

@@ -49,7 +49,9 @@ type MultiDeliverer interface {
 // Outbox accepts submitted mail for remote recipients. *queue.Queue
 // implements it.
 type Outbox interface {
-	// Enqueue stores the message durably and returns its queue id.
+	// Enqueue stores the message durably and returns its queue id. msg
+	// is a memory mapping of a spool file that is unmapped when Enqueue
+	// returns, so Enqueue must not keep it.
 	Enqueue(ctx context.Context, env queue.Envelope, msg []byte) (int64, error)
 }
 

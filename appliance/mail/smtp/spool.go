@@ -30,8 +30,8 @@ var (
 		Message: "Error reading message data"}
 )
 
-// spool is the folder where messages are written during DATA, so that a
-// message is never held in memory as a whole.
+// spool is the folder where messages are written during DATA, so that the
+// server does not hold a message in memory as a whole.
 type spool struct {
 	dir       string
 	maxHeader int
@@ -70,6 +70,16 @@ func openSpool(dir string, maxHeader int, log *slog.Logger) (*spool, error) {
 		log.Info("smtp spool leftover removed", "file", e.Name())
 	}
 	return &spool{dir: dir, maxHeader: maxHeader}, nil
+}
+
+// freeBytes returns the bytes that an unprivileged process may still write
+// to the spool folder's file system.
+func (sp *spool) freeBytes() (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(sp.dir, &st); err != nil {
+		return 0, fmt.Errorf("reading free space of %s: %w", sp.dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // close removes the folder if openSpool created it in os.TempDir.

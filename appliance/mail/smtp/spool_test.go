@@ -240,3 +240,18 @@ func TestSpooledMessageReader(t *testing.T) {
 		t.Errorf("len() = %d, want %d", msg.len(), len("From: a\r\n\r\nbody\r\n"))
 	}
 }
+
+func TestInboundRejectsWhenSpoolDiskFull(t *testing.T) {
+	// No file system has 1.5 EiB free, so every MAIL finds the disk full.
+	e := newTestEnv(t, envOptions{server: func(o *Options) { o.MaxMessageBytes = 1 << 60 }})
+	out, code := e.swaksInbound(t, "a@sender.test", "anna@example.test")
+	if code == 0 {
+		t.Fatalf("message accepted although the spool disk is full:\n%s", lastLines(out, 10))
+	}
+	if !strings.Contains(out, "<** 452 4.3.1") {
+		t.Errorf("MAIL not rejected with 452 4.3.1:\n%s", lastLines(out, 10))
+	}
+	if n := len(e.deliverer.all()); n != 0 {
+		t.Errorf("got %d deliveries, want 0", n)
+	}
+}

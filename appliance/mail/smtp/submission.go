@@ -91,6 +91,9 @@ func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {
 		s.log.Info("message rejected", "user", s.login, "reason", "message rate")
 		return errTooManyMessages
 	}
+	if err := s.checkSpoolRoom(); err != nil {
+		return err
+	}
 	owned, err := s.owns(from)
 	if err != nil {
 		return err
