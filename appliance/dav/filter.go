@@ -86,11 +86,7 @@ func parseTimeRange(x *timeRangeXML) (start, end time.Time, err error) {
 		if v == "" {
 			return time.Time{}, nil
 		}
-		t, err := time.Parse("20060102T150405Z", v)
-		if err != nil {
-			return t, httpErrorf(http.StatusBadRequest, "invalid time-range bound %q, want UTC like 20260101T000000Z", v)
-		}
-		return t, nil
+		return parseUTCBound("time-range", v)
 	}
 	if start, err = parse(x.Start); err != nil {
 		return
@@ -104,6 +100,16 @@ func parseTimeRange(x *timeRangeXML) (start, end time.Time, err error) {
 		start = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)
 	}
 	return start, end, nil
+}
+
+// parseUTCBound parses v, a bound of the element named element, as an
+// iCalendar date with UTC time (RFC 5545 section 3.3.5, form 2).
+func parseUTCBound(element, v string) (time.Time, error) {
+	t, err := time.Parse("20060102T150405Z", v)
+	if err != nil {
+		return t, httpErrorf(http.StatusBadRequest, "invalid CALDAV:%s bound %q, want a UTC date-time like 20260101T000000Z", element, v)
+	}
+	return t, nil
 }
 
 // window returns the time range of the first component filter below

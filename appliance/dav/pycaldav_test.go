@@ -28,7 +28,7 @@ func pythonCalDAV(t *testing.T) string {
 
 // recurrenceScript creates recurring events with python3-caldav, runs
 // time-range searches that cut through the recurrences, and prints the
-// UIDs that the server matched and the occurrences that the client
+// UIDs that the server matched and the occurrences that the server
 // expanded, as JSON.
 const recurrenceScript = `
 import caldav, datetime, json, sys
@@ -126,14 +126,15 @@ func TestPythonCalDAVRecurrence(t *testing.T) {
 		}
 	}
 
+	// The server expands into UTC and keeps all-day dates as dates.
 	wantOccurrences := map[string][]string{
-		"mar18": {"weekly-berlin@2026-03-18T10:00:00+01:00"},
-		"mar23": {"weekly-berlin@2026-03-23T10:00:00+01:00"},
-		"feb":   {"daily-count@2026-02-02", "weekly-berlin@2026-02-02T10:00:00+01:00"},
+		"mar18": {"weekly-berlin@2026-03-18T09:00:00+00:00"},
+		"mar23": {"weekly-berlin@2026-03-23T09:00:00+00:00"},
+		"feb":   {"daily-count@2026-02-02", "weekly-berlin@2026-02-02T09:00:00+00:00"},
 	}
 	for name, occ := range wantOccurrences {
 		if g := got[name].Occurrences; !reflect.DeepEqual(g, occ) {
-			t.Errorf("time range %s: client expanded %v, want %v", name, g, occ)
+			t.Errorf("time range %s: expanded %v, want %v", name, g, occ)
 		}
 	}
 }
@@ -213,4 +214,131 @@ func TestPythonCalDAVSyncCollection(t *testing.T) {
 	if want := []string{"changed:Nachher", "kept:Bleibt", "new:Neu"}; !reflect.DeepEqual(got.After, want) {
 		t.Errorf("objects after incremental sync = %v, want %v", got.After, want)
 	}
+}
+
+// expandScript stores a weekly event in Europe/Berlin with one EXDATE and
+// one moved occurrence. It then requests the occurrences of four weeks
+// through search(expand=True) and the deprecated date_search, and prints
+// as JSON what each call returned and whether its REPORT carried
+// CALDAV:expand. python3-caldav 0.11 expands on its own when RRULE or
+// EXDATE come back, so the test checks for traces of that fallback.
+const expandScript = `
+import caldav, datetime, json, sys
+url, user, password = sys.argv[1:4]
+client = caldav.DAVClient(url, username=user, password=password)
+reports = []
+plain_report = client.report
+def report(url, query="", depth=0):
+    reports.append(query.decode() if isinstance(query, bytes) else str(query))
+    return plain_report(url, query, depth)
+client.report = report
+cal = client.calendar(url=url + "calendars/" + user + "/calendar/")
+
+tz = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+      "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n"
+      "BEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n"
+      "TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n")
+# Mondays 10:00 Berlin from 2 March; 16 March is cancelled, 23 March moves
+# to Tuesday 14:00. Summer time starts on 29 March.
+cal.save_event("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//py//EN\r\n" + tz +
+    "BEGIN:VEVENT\r\nUID:team\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Teamtreffen\r\n"
+    "DTSTART;TZID=Europe/Berlin:20260302T100000\r\nDTEND;TZID=Europe/Berlin:20260302T110000\r\n"
+    "RRULE:FREQ=WEEKLY\r\nEXDATE;TZID=Europe/Berlin:20260316T100000\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:team\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Teamtreffen (verlegt)\r\n"
+    "RECURRENCE-ID;TZID=Europe/Berlin:20260323T100000\r\n"
+    "DTSTART;TZID=Europe/Berlin:20260324T140000\r\nDTEND;TZID=Europe/Berlin:20260324T150000\r\nEND:VEVENT\r\n"
+    "END:VCALENDAR\r\n")
+
+start = datetime.datetime(2026, 3, 9, tzinfo=datetime.timezone.utc)
+end = datetime.datetime(2026, 4, 7, tzinfo=datetime.timezone.utc)
+
+def occurrence(c):
+    rid = c.get("RECURRENCE-ID")
+    if isinstance(rid, list):  # python3-caldav's fallback can add a second one
+        rid = rid[0]
+    return "%s|%s|%s" % (rid.dt.isoformat() if rid else "-", c["DTSTART"].dt.isoformat(), c["SUMMARY"])
+
+def leftovers(data):
+    return sorted(w for w in ("RRULE", "EXDATE", "VTIMEZONE", "TZID") if w in data)
+
+out = {}
+del reports[:]
+found = cal.search(start=start, end=end, event=True, expand=True)
+out["search"] = {
+    "expand_sent": any("expand" in r for r in reports),
+    "leftovers": sorted(set(w for o in found for w in leftovers(o.data))),
+    "occurrences": sorted(occurrence(o.icalendar_component) for o in found),
+}
+del reports[:]
+found = cal.date_search(start=start, end=end, expand=True)
+raw = [o.data for o in found]
+out["date_search"] = {
+    "expand_sent": any("expand" in r for r in reports),
+    "leftovers": sorted(set(w for d in raw for w in leftovers(d))),
+    "occurrences": sorted(occurrence(c) for o in found for c in o.icalendar_instance.walk("VEVENT")),
+}
+json.dump(out, sys.stdout)
+`
+
+// TestPythonCalDAVExpand checks server-side expansion (RFC 4791 section
+// 9.6.5) through python3-caldav: occurrences in UTC with RECURRENCE-ID,
+// the EXDATE left out, the moved occurrence in place of the generated
+// one, and the change of UTC offset at the start of summer time.
+func TestPythonCalDAVExpand(t *testing.T) {
+	python := pythonCalDAV(t)
+	ts := newTestServer(t, "anna")
+	out := runPythonScript(t, python, expandScript, ts.URL+"/dav/", "anna", ts.passwords["anna"])
+
+	var got map[string]struct {
+		ExpandSent  bool     `json:"expand_sent"`
+		Leftovers   []string `json:"leftovers"`
+		Occurrences []string `json:"occurrences"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("parsing script output %q: %v", out, err)
+	}
+
+	want := []string{
+		"2026-03-09T09:00:00+00:00|2026-03-09T09:00:00+00:00|Teamtreffen",
+		"2026-03-23T09:00:00+00:00|2026-03-24T13:00:00+00:00|Teamtreffen (verlegt)",
+		"2026-03-30T08:00:00+00:00|2026-03-30T08:00:00+00:00|Teamtreffen",
+		"2026-04-06T08:00:00+00:00|2026-04-06T08:00:00+00:00|Teamtreffen",
+	}
+	for _, call := range []string{"search", "date_search"} {
+		g, ok := got[call]
+		if !ok {
+			t.Errorf("%s: no result in script output %s", call, out)
+			continue
+		}
+		if !g.ExpandSent {
+			t.Errorf("%s: REPORT carried no CALDAV:expand", call)
+		}
+		if len(g.Leftovers) > 0 {
+			t.Errorf("%s: expanded data contains %v, want none of RRULE, EXDATE, VTIMEZONE, TZID", call, g.Leftovers)
+		}
+		if !reflect.DeepEqual(g.Occurrences, want) {
+			t.Errorf("%s: got occurrences %q, want %q", call, g.Occurrences, want)
+		}
+	}
+}
+
+// runPythonScript runs script with python and args and returns its
+// standard output, or fails the test with its standard error.
+func runPythonScript(t *testing.T, python, script string, args ...string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "script.py")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, append([]string{path}, args...)...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("python3-caldav script failed: %v\n%s", err, stderr)
+	}
+	return out
 }

@@ -189,10 +189,30 @@ func (tz *timeZones) spanEnd(c *ical.Component, start time.Time, isDate bool, en
 type componentGroup struct {
 	tz        *timeZones
 	master    *ical.Component
-	overrides []*ical.Component
+	overrides []override
 	replaced  map[int64]bool // Unix seconds of the RECURRENCE-IDs
 }
 
+// override is a component with RECURRENCE-ID and the parsed value of that
+// property.
+type override struct {
+	component    *ical.Component
+	recurrenceID time.Time
+}
+
+// instance is one occurrence of a component group.
+type instance struct {
+	span
+	dated bool // false for a VTODO or VJOURNAL without dates
+	// component is the override that describes the occurrence, or the
+	// master for an occurrence that its recurrence set generates.
+	component *ical.Component
+	override  bool
+}
+
+// newComponentGroup collects the components called name in cal.
+// NOTE: an override with RANGE=THISANDFUTURE replaces only the occurrence
+// its RECURRENCE-ID names, not the later ones.
 func newComponentGroup(cal *ical.Calendar, tz *timeZones, name string) (*componentGroup, error) {
 	g := &componentGroup{tz: tz, replaced: map[int64]bool{}}
 	for _, c := range cal.Children {
@@ -208,23 +228,24 @@ func newComponentGroup(cal *ical.Calendar, tz *timeZones, name string) (*compone
 		if err != nil {
 			return nil, err
 		}
-		g.overrides = append(g.overrides, c)
+		g.overrides = append(g.overrides, override{component: c, recurrenceID: t})
 		g.replaced[t.Unix()] = true
 	}
 	return g, nil
 }
 
 // each calls fn for every override, then for every occurrence of the
-// master in start order, until fn returns false. ordered is true for the
-// master's occurrences and false for overrides. Expansion stops after
-// maxInstances occurrences. An undated VTODO is reported with dated false.
-func (g *componentGroup) each(fn func(s span, dated, ordered bool) bool) error {
+// master in start order, until fn returns false. Occurrences that end
+// before from may be skipped, and a zero from skips none. Expansion stops
+// after maxInstances occurrences. An undated VTODO is reported with dated
+// false.
+func (g *componentGroup) each(from time.Time, fn func(in instance) bool) error {
 	for _, o := range g.overrides {
-		s, dated, err := g.tz.firstSpan(o)
+		s, dated, err := g.tz.firstSpan(o.component)
 		if err != nil {
 			return err
 		}
-		if !fn(s, dated, false) {
+		if !fn(instance{span: s, dated: dated, component: o.component, override: true}) {
 			return nil
 		}
 	}
@@ -237,19 +258,22 @@ func (g *componentGroup) each(fn func(s span, dated, ordered bool) bool) error {
 		return err
 	}
 	if !dated {
-		fn(first, false, true)
+		fn(instance{span: first, component: g.master})
 		return nil
 	}
-	set, err := g.recurrenceSet(first.start)
+	length := first.end.Sub(first.start)
+	if !from.IsZero() {
+		from = from.Add(-length)
+	}
+	set, err := g.recurrenceSet(first.start, from)
 	if err != nil {
 		return err
 	}
 	if set == nil {
-		fn(first, true, true)
+		fn(instance{span: first, dated: true, component: g.master})
 		return nil
 	}
 
-	length := first.end.Sub(first.start)
 	next := set.Iterator()
 	for i := 0; i < maxInstances; i++ {
 		t, ok := next()
@@ -259,11 +283,25 @@ func (g *componentGroup) each(fn func(s span, dated, ordered bool) bool) error {
 		if g.replaced[t.Unix()] {
 			continue
 		}
-		if !fn(span{start: t, end: t.Add(length), instant: first.instant}, true, true) {
+		s := span{start: t, end: t.Add(length), instant: first.instant}
+		if !fn(instance{span: s, dated: true, component: g.master}) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// eachInWindow calls fn for every instance that overlaps w and for an
+// undated one, until fn returns false.
+func (g *componentGroup) eachInWindow(w timeWindow, fn func(in instance) bool) error {
+	return g.each(w.start, func(in instance) bool {
+		if !in.dated || in.overlaps(w) {
+			return fn(in)
+		}
+		// The master's occurrences come in start order, so expansion
+		// stops once it passes the window.
+		return in.override || w.end.IsZero() || in.start.Before(w.end)
+	})
 }
 
 // unbounded reports whether the master's RRULE has neither COUNT nor
@@ -282,8 +320,9 @@ func (g *componentGroup) unbounded() bool {
 
 // recurrenceSet returns the set that RRULE, RDATE and EXDATE of the master
 // describe (RFC 5545 section 3.8.5), or nil when it does not recur. DTSTART
-// is always the first instance.
-func (g *componentGroup) recurrenceSet(dtstart time.Time) (*rrule.Set, error) {
+// is always the first instance. The set may lack occurrences of the RRULE
+// that start before from.
+func (g *componentGroup) recurrenceSet(dtstart, from time.Time) (*rrule.Set, error) {
 	m := g.master
 	rr := m.Props.Get(ical.PropRecurrenceRule)
 	rdates := m.Props.Values(ical.PropRecurrenceDates)
@@ -333,14 +372,9 @@ func (g *componentGroup) recurrenceSet(dtstart time.Time) (*rrule.Set, error) {
 // matchesWindow reports whether any occurrence of the group overlaps w.
 func (g *componentGroup) matchesWindow(w timeWindow) (bool, error) {
 	matched := false
-	err := g.each(func(s span, dated, ordered bool) bool {
-		if !dated || s.overlaps(w) {
-			matched = true
-			return false
-		}
-		// The master's occurrences come in start order, so expansion
-		// stops once it passes the window.
-		return !ordered || w.end.IsZero() || s.start.Before(w.end)
+	err := g.eachInWindow(w, func(instance) bool {
+		matched = true
+		return false
 	})
 	return matched, err
 }
@@ -361,22 +395,22 @@ func objectRange(cal *ical.Calendar) (start, end *int64, err error) {
 		unbounded := g.unbounded()
 		openEnd = openEnd || unbounded
 		n := 0
-		err = g.each(func(s span, dated, ordered bool) bool {
-			if !dated {
+		err = g.each(time.Time{}, func(in instance) bool {
+			if !in.dated {
 				openStart, openEnd = true, true
 				return false
 			}
-			if ordered {
+			if !in.override {
 				n++
 			}
-			if lo.IsZero() || s.start.Before(lo) {
-				lo = s.start
+			if lo.IsZero() || in.start.Before(lo) {
+				lo = in.start
 			}
-			if hi.IsZero() || s.end.After(hi) {
-				hi = s.end
+			if hi.IsZero() || in.end.After(hi) {
+				hi = in.end
 			}
 			// The first occurrence of an unbounded rule is its earliest.
-			return !(ordered && unbounded)
+			return in.override || !unbounded
 		})
 		if err != nil {
 			return nil, nil, err

@@ -75,14 +75,15 @@ func (q *request) queryTargets(window *timeWindow) (*collection, []*object, erro
 }
 
 // calendarQuery serves calendar-query (RFC 4791 section 7.8).
-// NOTE: calendar-data always carries the whole stored object; its expand
-// and limit-recurrence-set children are ignored, so clients expand
-// recurrences themselves.
 func (q *request) calendarQuery(body *reportBody, req propRequest) error {
 	if body.CalFilter == nil {
 		return httpErrorf(http.StatusBadRequest, "calendar-query needs a CALDAV:filter")
 	}
 	f, err := newCalendarFilter(&body.CalFilter.CompFilter)
+	if err != nil {
+		return err
+	}
+	dataReq, err := parseCalendarDataRequest(body.Prop)
 	if err != nil {
 		return err
 	}
@@ -99,11 +100,28 @@ func (q *request) calendarQuery(body *reportBody, req propRequest) error {
 			continue
 		}
 		if ok {
-			m.add(q.objectProps(c, o), req)
+			m.add(q.calendarObjectProps(c, o, dataReq), req)
 		}
 	}
 	m.send(q.w)
 	return nil
+}
+
+// calendarObjectProps returns the properties of o with calendar-data
+// shaped as dataReq requests. An object that cannot be shaped keeps its
+// stored data, and a warning is logged.
+func (q *request) calendarObjectProps(c *collection, o *object, dataReq calendarDataRequest) resourceProps {
+	r := q.objectProps(c, o)
+	if o.data == nil || dataReq == (calendarDataRequest{}) {
+		return r
+	}
+	data, err := dataReq.apply(o.data)
+	if err != nil {
+		q.h.log.Warn("dav calendar-data sent as stored", "user", q.login, "collection", c.urlName(), "object", o.name, "err", err)
+		return r
+	}
+	r.values[propCalendarData] = escape(string(data))
+	return r
 }
 
 // addressbookQuery serves addressbook-query (RFC 6352 section 8.6).
@@ -148,6 +166,13 @@ func (q *request) multiget(body *reportBody, req propRequest) error {
 	if q.target.typ != targetCollection && q.target.typ != targetObject {
 		return httpErrorf(http.StatusForbidden, "multiget runs on a calendar or address book")
 	}
+	var dataReq calendarDataRequest
+	if q.target.kind == kindCalendar {
+		var err error
+		if dataReq, err = parseCalendarDataRequest(body.Prop); err != nil {
+			return err
+		}
+	}
 	collections := map[string]*collection{}
 	m := newMultistatus()
 	for _, h := range body.Hrefs {
@@ -160,7 +185,11 @@ func (q *request) multiget(body *reportBody, req propRequest) error {
 			m.statusResponse(h, he.code)
 			continue
 		}
-		m.add(q.objectProps(c, o), req)
+		if c.kind == kindCalendar {
+			m.add(q.calendarObjectProps(c, o, dataReq), req)
+		} else {
+			m.add(q.objectProps(c, o), req)
+		}
 	}
 	m.send(q.w)
 	return nil
