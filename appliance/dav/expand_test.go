@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/teambition/rrule-go"
 )
 
 const vtimezoneBerlin = "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n" +
@@ -289,6 +292,135 @@ func TestExpandBadRange(t *testing.T) {
 			if !strings.Contains(r.body, tt.message) {
 				t.Errorf("%s, %s: got message %q, want it to contain %q", report, tt.name, r.body, tt.message)
 			}
+		}
+	}
+}
+
+// TestFastRuleFarFromStart guards against rules with a short period and
+// no end dropping out of queries far after DTSTART, once the occurrences
+// before the range exceed maxInstances.
+func TestFastRuleFarFromStart(t *testing.T) {
+	ts := newTestServer(t, "anna")
+	objects := map[string]string{
+		"quarter.ics": vcalendar("BEGIN:VEVENT\r\nUID:quarter\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\n" +
+			"DURATION:PT5M\r\nRRULE:FREQ=MINUTELY;INTERVAL=15\r\nSUMMARY:Viertelstunde\r\nEND:VEVENT\r\n"),
+		"seconds.ics": vcalendar("BEGIN:VEVENT\r\nUID:seconds\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\n" +
+			"RRULE:FREQ=SECONDLY;INTERVAL=30;UNTIL=20400101T000000Z\r\nSUMMARY:Puls\r\nEND:VEVENT\r\n"),
+		"hourly.ics": vcalendar(vtimezoneBerlin + "BEGIN:VEVENT\r\nUID:hourly\r\nDTSTAMP:20260101T000000Z\r\n" +
+			"DTSTART;TZID=Europe/Berlin:20260101T003000\r\nDTEND;TZID=Europe/Berlin:20260101T004000\r\nRRULE:FREQ=HOURLY;INTERVAL=5\r\nSUMMARY:Lüften\r\nEND:VEVENT\r\n"),
+	}
+	for name, data := range objects {
+		wantStatus(t, "PUT "+name, ts.do(t, "anna", "PUT", "/dav/calendars/anna/calendar/"+name, data), http.StatusCreated)
+	}
+
+	tests := []struct {
+		name, object, start, end string
+		want                     []string // DTSTART values
+	}{
+		{"minutely in 2030", "quarter.ics", "20300601T100000Z", "20300601T103100Z", []string{"20300601T100000Z", "20300601T101500Z", "20300601T103000Z"}},
+		{"hourly in 2030", "hourly.ics", "20300601T100000Z", "20300601T103100Z", []string{"20300601T103000Z"}},
+		// Berlin switches to summer time at 01:00 UTC on 28 March 2027,
+		// and rrule-go steps local time, so 01:30 CET is followed by
+		// 06:30 CEST.
+		{"hourly across summer time", "hourly.ics", "20270327T230000Z", "20270328T090000Z", []string{"20270328T003000Z", "20270328T043000Z"}},
+		{"secondly in 2035", "seconds.ics", "20350101T000000Z", "20350101T000100Z", []string{"20350101T000000Z", "20350101T000030Z"}},
+		{"secondly at UNTIL", "seconds.ics", "20391231T235950Z", "20400101T000010Z", []string{"20400101T000000Z"}},
+		{"secondly after UNTIL", "seconds.ics", "20400101T000010Z", "20400101T000100Z", nil},
+	}
+	for _, tt := range tests {
+		calendarData := `<C:calendar-data><C:expand start="` + tt.start + `" end="` + tt.end + `"/></C:calendar-data>`
+		r := ts.do(t, "anna", "REPORT", "/dav/calendars/anna/calendar/", calendarQuery("VEVENT", tt.start, tt.end, calendarData), "Depth", "1")
+		wantStatus(t, tt.name, r, http.StatusMultiStatus)
+		data, ok := calendarDataOf(t, r.body)["/dav/calendars/anna/calendar/"+tt.object]
+		if !ok {
+			if tt.want != nil {
+				t.Errorf("%s: %s did not match, want occurrences %v", tt.name, tt.object, tt.want)
+			}
+			continue
+		}
+		cal, err := decodeOneCalendar([]byte(data))
+		if err != nil {
+			t.Fatalf("%s: parsing %s: %v", tt.name, tt.object, err)
+		}
+		var got []string
+		for _, c := range cal.Children {
+			got = append(got, c.Props.Get("DTSTART").Value)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %s got occurrences %v, want %v", tt.name, tt.object, got, tt.want)
+		}
+	}
+}
+
+// TestRuleStartNearKeepsOccurrences compares the occurrences in a range
+// of rules whose DTSTART ruleStartNear moved with those of the original
+// rules, which rrule-go iterates from DTSTART on.
+func TestRuleStartNearKeepsOccurrences(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rule    string
+		dtstart time.Time
+		from    time.Time
+		span    time.Duration
+	}{
+		{"FREQ=MINUTELY;INTERVAL=13", time.Date(2026, 1, 1, 0, 0, 7, 0, berlin), time.Date(2027, 3, 27, 12, 0, 0, 0, time.UTC), 72 * time.Hour},
+		{"FREQ=HOURLY;INTERVAL=5", time.Date(2026, 1, 1, 0, 30, 0, 0, berlin), time.Date(2029, 10, 27, 0, 0, 0, 0, time.UTC), 72 * time.Hour},
+		// 02:30 does not exist in Berlin on 29 March 2026.
+		{"FREQ=DAILY", time.Date(2020, 1, 1, 2, 30, 0, 0, berlin), time.Date(2026, 3, 31, 4, 0, 0, 0, time.UTC), 72 * time.Hour},
+		{"FREQ=SECONDLY;INTERVAL=97;UNTIL=20261001T000000Z", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), time.Hour},
+	}
+	for _, tt := range tests {
+		opt, err := rrule.StrToROptionInLocation(tt.rule, tt.dtstart.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := ruleStartNear(*opt, tt.dtstart, tt.from)
+		if !moved.Before(tt.from) || tt.from.Sub(moved) > 4*24*time.Hour {
+			t.Errorf("%s: DTSTART moved to %v, want within four days before %v", tt.rule, moved, tt.from)
+		}
+
+		occurrences := func(dtstart time.Time) []time.Time {
+			o := *opt
+			o.Dtstart = dtstart
+			r, err := rrule.NewRRule(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Between(tt.from, tt.from.Add(tt.span), true)
+		}
+		want := occurrences(tt.dtstart)
+		got := occurrences(moved)
+		if len(want) == 0 {
+			t.Fatalf("%s: the original rule has no occurrences in the range", tt.rule)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: moved rule yields %d occurrences, want %d", tt.rule, len(got), len(want))
+			continue
+		}
+		for i := range want {
+			if !got[i].Equal(want[i]) {
+				t.Errorf("%s: occurrence %d of the moved rule is %v, want %v", tt.rule, i, got[i], want[i])
+				break
+			}
+		}
+	}
+}
+
+// TestRuleStartNearKeepsOtherRules checks that rules whose occurrences
+// are not evenly spaced keep their DTSTART.
+func TestRuleStartNearKeepsOtherRules(t *testing.T) {
+	dtstart := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	from := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, rule := range []string{"FREQ=MINUTELY;COUNT=100000", "FREQ=MINUTELY;BYHOUR=9", "FREQ=WEEKLY", "FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=DAILY;BYDAY=MO"} {
+		opt, err := rrule.StrToROptionInLocation(rule, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ruleStartNear(*opt, dtstart, from); !got.Equal(dtstart) {
+			t.Errorf("%s: DTSTART moved to %v, want it kept at %v", rule, got, dtstart)
 		}
 	}
 }

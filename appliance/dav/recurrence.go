@@ -336,7 +336,7 @@ func (g *componentGroup) recurrenceSet(dtstart, from time.Time) (*rrule.Set, err
 		if err != nil {
 			return nil, fmt.Errorf("invalid RRULE %q: %w", rr.Value, err)
 		}
-		opt.Dtstart = dtstart
+		opt.Dtstart = ruleStartNear(*opt, dtstart, from)
 		rule, err := rrule.NewRRule(*opt)
 		if err != nil {
 			return nil, fmt.Errorf("invalid RRULE %q: %w", rr.Value, err)
@@ -367,6 +367,68 @@ func (g *componentGroup) recurrenceSet(dtstart, from time.Time) (*rrule.Set, err
 		}
 	}
 	return set, nil
+}
+
+// ruleStartNear returns a DTSTART for the rule that yields the same
+// occurrences from about two days before from on, so that a query far
+// after DTSTART does not spend maxInstances on earlier occurrences. It
+// moves DTSTART only for a FREQ of SECONDLY to DAILY without COUNT and
+// without BYxxx parts. Such a rule yields DTSTART plus every multiple of
+// INTERVAL (RFC 5545 section 3.3.10). rrule-go v1.8.2 adds those multiples
+// to the local date and time fields of DTSTART.
+func ruleStartNear(opt rrule.ROption, dtstart, from time.Time) time.Time {
+	step, ok := fixedStep(opt)
+	if !ok || from.IsZero() {
+		return dtstart
+	}
+	// Local times are compared as if they were UTC, which is how rrule-go
+	// steps them. The two days of margin cover any change of UTC offset.
+	loc := dtstart.Location()
+	start := localFields(dtstart)
+	target := localFields(from.In(loc)).Add(-48 * time.Hour)
+	if !target.After(start) {
+		return dtstart
+	}
+	steps := target.Sub(start) / step
+	backoff := (3*time.Hour + step - 1) / step
+	for try := 0; try < 3 && steps > 0; try++ {
+		candidate := start.Add(steps * step)
+		moved := time.Date(candidate.Year(), candidate.Month(), candidate.Day(), candidate.Hour(), candidate.Minute(), candidate.Second(), 0, loc)
+		// A local time that a daylight saving gap skips would shift
+		// every later occurrence, so step back over the gap.
+		if localFields(moved).Equal(candidate) {
+			return moved
+		}
+		steps -= backoff
+	}
+	return dtstart
+}
+
+// fixedStep returns the distance between the local times of two
+// consecutive occurrences of a rule, if that is the same for all.
+func fixedStep(opt rrule.ROption) (time.Duration, bool) {
+	units := map[rrule.Frequency]time.Duration{
+		rrule.SECONDLY: time.Second, rrule.MINUTELY: time.Minute,
+		rrule.HOURLY: time.Hour, rrule.DAILY: 24 * time.Hour,
+	}
+	unit, ok := units[opt.Freq]
+	if !ok || opt.Count > 0 || hasByParts(opt) {
+		return 0, false
+	}
+	return time.Duration(max(opt.Interval, 1)) * unit, true
+}
+
+func hasByParts(opt rrule.ROption) bool {
+	return len(opt.Bysetpos) > 0 || len(opt.Bymonth) > 0 || len(opt.Bymonthday) > 0 ||
+		len(opt.Byyearday) > 0 || len(opt.Byweekno) > 0 || len(opt.Byweekday) > 0 ||
+		len(opt.Byhour) > 0 || len(opt.Byminute) > 0 || len(opt.Bysecond) > 0 || len(opt.Byeaster) > 0
+}
+
+// localFields returns the date and time fields of t as a UTC time.
+func localFields(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return time.Date(y, mo, d, h, mi, s, 0, time.UTC)
 }
 
 // matchesWindow reports whether any occurrence of the group overlaps w.
