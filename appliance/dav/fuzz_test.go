@@ -8,7 +8,9 @@ import (
 )
 
 // FuzzCalendarObject feeds PUT bodies through the checks, the range
-// computation and a time-range filter, which must not panic or hang.
+// computation, a time-range filter, expand and limit-recurrence-set,
+// which must not panic or hang. Expanded and limited objects must parse
+// again.
 func FuzzCalendarObject(f *testing.F) {
 	f.Add([]byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260301T100000Z\r\nRRULE:FREQ=DAILY;COUNT=5\r\nEXDATE:20260302T100000Z,20260303T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
 	f.Add([]byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTART;TZID=Europe/Berlin:20260301T100000\r\nDURATION:PT1H\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:b\r\nRECURRENCE-ID;TZID=Europe/Berlin:20260301T100001\r\nDTSTART;VALUE=DATE:20260305\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
@@ -17,6 +19,8 @@ func FuzzCalendarObject(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	window := &timeWindow{start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), end: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}
+	dataRequests := []calendarDataRequest{{expand: window}, {limitRecurrence: window}}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		done := make(chan struct{})
@@ -30,6 +34,15 @@ func FuzzCalendarObject(f *testing.F) {
 				return
 			}
 			filter.matches(data)
+			for _, req := range dataRequests {
+				shaped, err := req.apply(data)
+				if err != nil {
+					continue
+				}
+				if _, err := decodeOneCalendar(shaped); err != nil {
+					t.Errorf("%+v turned %q into %q, which does not parse: %v", req, data, shaped, err)
+				}
+			}
 		}()
 		select {
 		case <-done:
@@ -57,6 +70,7 @@ func FuzzVCard(f *testing.F) {
 // *httpError, never a panic.
 func FuzzReportBody(f *testing.F) {
 	f.Add(`<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>`)
+	f.Add(`<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:expand start="20260301T000000Z" end="20260302T000000Z"/></C:calendar-data></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>`)
 	f.Add(`<!DOCTYPE x [<!ENTITY a "b">]><D:sync-collection xmlns:D="DAV:"><D:sync-token>&a;</D:sync-token></D:sync-collection>`)
 	f.Fuzz(func(t *testing.T, body string) {
 		r, err := http.NewRequest("REPORT", "/dav/", bytes.NewBufferString(body))
@@ -67,6 +81,12 @@ func FuzzReportBody(f *testing.F) {
 		if _, err := readXMLBody(r, &rb); err != nil {
 			if _, ok := err.(*httpError); !ok {
 				t.Fatalf("readXMLBody(%q) returned %T, want *httpError", body, err)
+			}
+			return
+		}
+		if _, err := parseCalendarDataRequest(rb.Prop); err != nil {
+			if _, ok := err.(*httpError); !ok {
+				t.Fatalf("parseCalendarDataRequest for %q returned %T, want *httpError", body, err)
 			}
 		}
 	})
