@@ -6,6 +6,10 @@ OUT     ?= out/heimwolke-$(TARGET).img
 VM_TARGET ?= amd64
 VM_IMAGE  ?= out/heimwolke-$(VM_TARGET).img
 RUN_DIR ?= out/run
+# make run: an ACME directory and its root file that replace Let's Encrypt,
+# such as a local Pebble. Empty: the settings' directory.
+ACME_DIRECTORY ?=
+ACME_ROOTS ?=
 
 BIN := out/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -32,7 +36,8 @@ vm: build
 run: build
 	mkdir -p $(RUN_DIR)
 	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent \
-		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" --check-rebind=false & agent=$$!; \
+		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" --check-rebind=false \
+		--acme-directory "$(ACME_DIRECTORY)" --acme-roots "$(ACME_ROOTS)" & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 \
 		--smtp 127.0.0.1:2525 --submission 127.0.0.1:5587 --submissions 127.0.0.1:5465 --imaps 127.0.0.1:9993 \

@@ -61,6 +61,11 @@ type Options struct {
 	// the system roots.
 	ACMERoots *x509.CertPool
 
+	// ACMEDirectory replaces the settings' ACME directory URL, so that a
+	// box under test can use a local CA such as Pebble. Empty means the
+	// settings' URL.
+	ACMEDirectory string
+
 	// DNSResolvers (host:port) find zones and check challenge records for
 	// ACME DNS-01. Empty means the system's resolvers.
 	DNSResolvers []string
@@ -390,6 +395,9 @@ func (e *Engine) startCerts(ctx context.Context, s *control.Settings, p provider
 	if s != nil && s.Domain != "" {
 		domain := strings.TrimSuffix(s.Domain, ".")
 		cfg.Email, cfg.DirectoryURL = s.ACME.Email, s.ACME.DirectoryURL
+		if e.opts.ACMEDirectory != "" {
+			cfg.DirectoryURL = e.opts.ACMEDirectory
+		}
 		if p.acme != nil {
 			// DNS-01 can prove a wildcard, which covers every service name.
 			cfg.DNSProvider = p.acme

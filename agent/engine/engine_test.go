@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,33 @@ func TestTXTKind(t *testing.T) {
 		if got := txtKind(in); got != want {
 			t.Errorf("txtKind(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestACMEDirectoryOverride checks that Options.ACMEDirectory replaces
+// the settings' directory URL, so the error contains the replacement.
+func TestACMEDirectoryOverride(t *testing.T) {
+	bind := dnstest.StartBIND(t, "familie.test.", "")
+	e, _ := newEngine(t, Options{ACMEDirectory: "https://127.0.0.1:2/override"})
+	e.Apply(&control.Settings{
+		Domain: "familie.test",
+		DNS: control.DNSSettings{
+			Provider: control.DNSRFC2136,
+			Hostname: "familie.test",
+			RFC2136: &control.RFC2136Settings{
+				Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
+				Algorithm: bind.Algorithm, Secret: bind.Secret,
+			},
+		},
+		ACME: control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
+	})
+	var st control.Status
+	waitFor(t, "a certificate error", func() bool {
+		st = control.Status{}
+		e.Fill(&st)
+		return st.Certificate != nil && st.Certificate.LastError != ""
+	})
+	if !strings.Contains(st.Certificate.LastError, "127.0.0.1:2/override") {
+		t.Errorf("certificate error %q, want it to name the replacement directory https://127.0.0.1:2/override", st.Certificate.LastError)
 	}
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,8 @@ func main() {
 	hostname := flag.String("hostname", "heimwolke", "the box's LAN name without .local, for the local certificate")
 	localNames := flag.String("local-names", "", "further comma-separated names for the local certificate, such as localhost")
 	ipSources := flag.String("public-ip-dns", "208.67.222.222:53,216.239.32.10:53", "OpenDNS and Google name servers (host:port, comma-separated, in that order) that tell the box its public IPv4 address; empty: ask only the router")
+	acmeDirectory := flag.String("acme-directory", "", "ACME directory URL that replaces the one in the settings, such as a local Pebble's https://127.0.0.1:14000/dir; empty: the settings' (Let's Encrypt)")
+	acmeRoots := flag.String("acme-roots", "", "PEM file of the root certificates that the ACME server's HTTPS certificate chains to; empty: the system's roots")
 	checkRebind := flag.Bool("check-rebind", true, "ask the resolver in /etc/resolv.conf (the router) for the published name, to detect DNS rebind protection")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -47,7 +50,15 @@ func main() {
 	}
 
 	log := logging.Setup("heimwolke-agent", slog.LevelInfo, *logConsole)
-	opts := engine.Options{Hostname: *hostname, Logger: log, CheckRebind: *checkRebind}
+	opts := engine.Options{Hostname: *hostname, Logger: log, CheckRebind: *checkRebind, ACMEDirectory: *acmeDirectory}
+	if *acmeRoots != "" {
+		pool, err := loadRoots(*acmeRoots)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "heimwolke-agent: %v\n", err)
+			os.Exit(2)
+		}
+		opts.ACMERoots = pool
+	}
 	if *localNames != "" {
 		opts.LocalNames = strings.Split(*localNames, ",")
 	}
@@ -62,6 +73,19 @@ func main() {
 		log.Error("agent stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// loadRoots reads the PEM certificates in path into a pool.
+func loadRoots(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --acme-roots: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--acme-roots %s contains no PEM certificate; pass the CA's root certificate file", path)
+	}
+	return pool, nil
 }
 
 func splitList(s string) []string {
