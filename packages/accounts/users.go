@@ -174,28 +174,82 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return users, nil
 }
 
-// DeleteUser deletes a member together with their app passwords and
-// sessions. The owner cannot be deleted.
-func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var role Role
-		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, id).Scan(&role)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+// RevokeAccess locks a member out while their account row stays. It ends
+// their web sessions, deletes their app passwords, replaces their password
+// hash with one that no password matches, and turns TOTP off. Deleting a
+// member calls it first, so that no client of theirs writes while the
+// services remove their data. The owner cannot be locked out.
+func (s *Store) RevokeAccess(ctx context.Context, id int64) error {
+	// A hash of random bytes, so that the login check takes as long as
+	// for a real password and fails like a wrong one.
+	locked, err := newDummyHash(s.opts.Argon2)
+	if err != nil {
+		return fmt.Errorf("revoking access of user %d: %w", id, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if err := requireMember(ctx, tx, id, "locked out"); err != nil {
 			return err
 		}
-		if role == RoleOwner {
-			return &FieldError{"user", "the owner cannot be deleted"}
+		if err := deleteAccess(ctx, tx, id); err != nil {
+			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		_, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, totp_secret = NULL, totp_pending = NULL
+			WHERE id = ?`, locked.String(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoking access of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteUser deletes a member together with their app passwords, sessions
+// and TOTP secret. The owner cannot be deleted. The services keep their
+// own data of the member, so delete that first, as
+// webui.Options.DeleteUserData describes.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := requireMember(ctx, tx, id, "deleted"); err != nil {
+			return err
+		}
+		// The schema cascades these deletes too. Deleting them here keeps
+		// that true on a connection without foreign_keys.
+		if err := deleteAccess(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("deleting user %d: %w", id, err)
 	}
 	return nil
+}
+
+// requireMember returns ErrNotFound when user id does not exist, and a
+// FieldError naming action when user id is the owner.
+func requireMember(ctx context.Context, tx *sql.Tx, id int64, action string) error {
+	var role Role
+	err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, id).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if role == RoleOwner {
+		return &FieldError{"user", "the owner cannot be " + action}
+	}
+	return nil
+}
+
+// deleteAccess deletes the app passwords and sessions of user id.
+func deleteAccess(ctx context.Context, tx *sql.Tx, id int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM app_passwords WHERE user_id = ?`, id); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id)
+	return err
 }
 
 // SetPassword replaces a user's password. Sessions and app passwords stay
