@@ -86,12 +86,9 @@ func (a *adminPages) resetAvailable() bool {
 }
 
 // boxName returns the name that the owner types to confirm a factory reset:
-// Options.Hostname, or heimwolke.local, the box's name on the LAN.
-func (a *adminPages) boxName() string {
-	if a.hostname == "" {
-		return "heimwolke.local"
-	}
-	return a.hostname
+// the household's domain, or heimwolke.local, the box's name on the LAN.
+func (a *adminPages) boxName(ctx context.Context) string {
+	return a.serviceNames(ctx).DAVHost
 }
 
 func (a *adminPages) resetPage(w http.ResponseWriter, r *http.Request) {
@@ -99,10 +96,10 @@ func (a *adminPages) resetPage(w http.ResponseWriter, r *http.Request) {
 	if v == nil {
 		return
 	}
-	a.renderReset(w, a.newPage(v, "admin.reset.title"), http.StatusOK, "")
+	a.renderReset(w, r, a.newPage(v, "admin.reset.title"), http.StatusOK, "")
 }
 
-func (a *adminPages) renderReset(w http.ResponseWriter, p *page, status int, typedName string) {
+func (a *adminPages) renderReset(w http.ResponseWriter, r *http.Request, p *page, status int, typedName string) {
 	data := resetData{Available: a.resetAvailable()}
 	switch {
 	case data.Available:
@@ -112,7 +109,7 @@ func (a *adminPages) renderReset(w http.ResponseWriter, p *page, status int, typ
 		data.Unavailable = p.Tf("admin.reset.unavailable", "dir", a.dataDir)
 	}
 	data.BoxField = p.Input("reset_box_name", "text", typedName, "off")
-	data.BoxField.Label = p.Tf("field.reset_box_name", "name", a.boxName())
+	data.BoxField.Label = p.Tf("field.reset_box_name", "name", a.boxName(r.Context()))
 	p.Data = data
 	a.render(w, status, "admin_reset", p)
 }
@@ -126,7 +123,7 @@ func (a *adminPages) reset(w http.ResponseWriter, r *http.Request) {
 	}
 	p := a.newPage(v, "admin.reset.title")
 	if !a.resetAvailable() {
-		a.renderReset(w, p, http.StatusNotImplemented, "")
+		a.renderReset(w, r, p, http.StatusNotImplemented, "")
 		return
 	}
 	typedName := strings.TrimSpace(r.PostForm.Get("reset_box_name"))
@@ -164,15 +161,15 @@ func (a *adminPages) reset(w http.ResponseWriter, r *http.Request) {
 // checkResetForm checks the box name and the owner's password. It renders
 // the page with the problems and returns false when one is wrong.
 func (a *adminPages) checkResetForm(w http.ResponseWriter, r *http.Request, v *visit, p *page, typedName string) bool {
-	if !sameBoxName(typedName, a.boxName()) {
-		p.Errors.add("reset_box_name", p.Tf("admin.reset.box_name_wrong", "name", a.boxName()))
+	if !sameBoxName(typedName, a.boxName(r.Context())) {
+		p.Errors.add("reset_box_name", p.Tf("admin.reset.box_name_wrong", "name", a.boxName(r.Context())))
 	}
 	password := r.PostForm.Get("reset_password")
 	if password == "" {
 		p.Errors.add("reset_password", p.T("validate.current_password.empty"))
 	}
 	if len(p.Errors) > 0 {
-		a.renderReset(w, p, http.StatusUnprocessableEntity, typedName)
+		a.renderReset(w, r, p, http.StatusUnprocessableEntity, typedName)
 		return false
 	}
 
@@ -185,10 +182,10 @@ func (a *adminPages) checkResetForm(w http.ResponseWriter, r *http.Request, v *v
 	case errors.As(err, &throttled):
 		p.Errors.add("reset_password", a.t(v.lang, "login.throttled", "wait", a.waitText(v.lang, throttled.RetryAfter)))
 		w.Header().Set("Retry-After", retryAfter(throttled.RetryAfter))
-		a.renderReset(w, p, http.StatusTooManyRequests, typedName)
+		a.renderReset(w, r, p, http.StatusTooManyRequests, typedName)
 	case errors.Is(err, accounts.ErrBadCredentials):
 		p.Errors.add("reset_password", p.T("admin.reset.password_wrong"))
-		a.renderReset(w, p, http.StatusUnprocessableEntity, typedName)
+		a.renderReset(w, r, p, http.StatusUnprocessableEntity, typedName)
 	default:
 		a.internalError(w, v, "checking password for factory reset", err)
 	}

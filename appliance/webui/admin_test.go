@@ -148,7 +148,7 @@ func newAdminEnv(t *testing.T, configure func(*Options)) *adminEnv {
 		Limiter:     limiter,
 		Logger:      logger,
 		Version:     "v1.2.3-test",
-		Hostname:    "box.example.org",
+		Domain:      "box.example.org",
 		AgentSocket: filepath.Join(t.TempDir(), "no-agent.sock"),
 		DataDir:     dbDir,
 		Rebooter:    env.rebooter,

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -13,7 +14,7 @@ import (
 )
 
 // defaultHostname is the box's mDNS name on the LAN, which the device pages
-// use while Options.Hostname is empty.
+// use while the household has no domain.
 const defaultHostname = "heimwolke.local"
 
 const (
@@ -97,14 +98,6 @@ func (h *Handler) registerDeviceRoutes() {
 	h.mux.HandleFunc("GET /account/devices/apple/profile", d.downloadProfile)
 }
 
-// serviceHost returns the server name that clients connect to.
-func (h *Handler) serviceHost() string {
-	if h.hostname == "" {
-		return defaultHostname
-	}
-	return h.hostname
-}
-
 // devicesIndexData is the content of the page that lists the device kinds.
 type devicesIndexData struct {
 	Kinds []deviceKind
@@ -115,13 +108,18 @@ type devicesIndexData struct {
 	Host    string
 }
 
+// newDevicesIndexData returns the content of the index for names.
+func newDevicesIndexData(names serviceNames) devicesIndexData {
+	return devicesIndexData{Kinds: deviceKinds, LANName: names.LANOnly(), Host: names.DAVHost}
+}
+
 func (d *devicePages) devicesIndex(w http.ResponseWriter, r *http.Request) {
 	v := requireSession(w, r)
 	if v == nil {
 		return
 	}
 	p := d.newPage(v, "devices.title")
-	p.Data = devicesIndexData{Kinds: deviceKinds, LANName: d.hostname == "", Host: d.serviceHost()}
+	p.Data = newDevicesIndexData(d.serviceNames(r.Context()))
 	d.render(w, http.StatusOK, "devices_index", p)
 }
 
@@ -130,6 +128,9 @@ type deviceData struct {
 	Kind    string
 	LANName bool
 	Host    string
+
+	// names are the server names that the settings give clients.
+	names serviceNames
 
 	// AppName fills the name field of the form that creates the app
 	// password.
@@ -147,11 +148,13 @@ type deviceData struct {
 	ProfileMinutes int
 }
 
-func (d *devicePages) newDeviceData(lang string, kind deviceKind) deviceData {
+func (d *devicePages) newDeviceData(ctx context.Context, lang string, kind deviceKind) deviceData {
+	names := d.serviceNames(ctx)
 	return deviceData{
 		Kind:    kind.Slug,
-		LANName: d.hostname == "",
-		Host:    d.serviceHost(),
+		LANName: names.LANOnly(),
+		Host:    names.DAVHost,
+		names:   names,
 		AppName: d.t(lang, "devices."+kind.Slug+".app_name"),
 
 		ProfileMinutes: int(profileLifetime / time.Minute),
@@ -169,7 +172,7 @@ func (d *devicePages) devicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := d.newPage(v, "devices."+kind.Slug+".title")
-	data := d.newDeviceData(v.lang, kind)
+	data := d.newDeviceData(r.Context(), v.lang, kind)
 	user := &v.session.User
 
 	id := r.URL.Query().Get("created")
@@ -186,7 +189,7 @@ func (d *devicePages) devicePage(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if data.NewSecret != nil {
-		settings, err := newDeviceSettings(d.serviceHost(), user, data.NewSecret.Secret, kind.Slug == "android")
+		settings, err := newDeviceSettings(data.names, user, data.NewSecret.Secret, kind.Slug == "android")
 		if err != nil {
 			d.internalError(w, v, "making device settings", err)
 			return
@@ -213,7 +216,7 @@ func (d *devicePages) createDevicePassword(w http.ResponseWriter, r *http.Reques
 	}
 	user := v.session.User
 	p := d.newPage(v, "devices."+kind.Slug+".title")
-	data := d.newDeviceData(v.lang, kind)
+	data := d.newDeviceData(r.Context(), v.lang, kind)
 	data.AppName = normalizeDisplayName(r.PostForm.Get("app_name"))
 
 	if key := appPasswordNameProblem(data.AppName); key != "" {
@@ -263,7 +266,7 @@ func (d *devicePages) downloadProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	settings, err := newDeviceSettings(d.serviceHost(), user, f.secret, false)
+	settings, err := newDeviceSettings(d.serviceNames(r.Context()), user, f.secret, false)
 	if err != nil {
 		d.internalError(w, v, "making device settings", err)
 		return

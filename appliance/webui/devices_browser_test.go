@@ -23,7 +23,7 @@ func TestBrowserDevicePages(t *testing.T) {
 	shots := screenshotDir(t)
 
 	env := setupDone(t)
-	srv := httptest.NewServer(withHostname(t, env, testHostname)) // listens on 127.0.0.1, a LAN address
+	srv := httptest.NewServer(withDomain(t, env, testDomain)) // listens on 127.0.0.1, a LAN address
 	t.Cleanup(srv.Close)
 
 	users := map[string][2]string{"de": {"anna", ownerPassword}, "en": {"ben", memberPassword}}
@@ -85,7 +85,7 @@ func runDevicePages(t *testing.T, b *tab, env *testEnv, user string) {
 
 		// The line break opportunities in the URL add no characters.
 		if kind.Slug == "thunderbird" {
-			if got, want := b.text("calendar-url"), "https://"+testHostname+"/dav/calendars/"+user+"/"; got != want {
+			if got, want := b.text("calendar-url"), "https://"+testDomain+"/dav/calendars/"+user+"/"; got != want {
 				t.Errorf("calendar URL on screen %q, want %q", got, want)
 			}
 		}
@@ -95,10 +95,10 @@ func runDevicePages(t *testing.T, b *tab, env *testEnv, user string) {
 	b.open("/account/devices/android")
 	b.click("create-device-password")
 	davx5 := decodeQR(t, b.screenshot("davx5-qr"))
-	if want := "davx5://" + user + ":" + b.text("app-password-secret") + "@" + testHostname + "/dav/calendars/" + user + "/"; davx5 != want {
+	if want := "davx5://" + user + ":" + b.text("app-password-secret") + "@" + testDomain + "/dav/calendars/" + user + "/"; davx5 != want {
 		t.Errorf("DAVx⁵ QR code on screen %q, want %q", davx5, want)
 	}
-	if got, want := decodeQR(t, b.screenshot("xmpp-qr")), "xmpp:"+user+"@"+testHostname; got != want {
+	if got, want := decodeQR(t, b.screenshot("xmpp-qr")), "xmpp:"+user+"@"+testDomain; got != want {
 		t.Errorf("XMPP QR code on screen %q, want %q", got, want)
 	}
 }

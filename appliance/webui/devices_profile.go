@@ -22,7 +22,7 @@ import (
 // PayloadIdentifier stays the same per user and host, so that installing a
 // newer profile on a device replaces the older one.
 func (h *Handler) appleProfile(lang string, s *deviceSettings, user *accounts.User) ([]byte, error) {
-	id := profileIdentifier(s.Host, s.User)
+	id := profileIdentifier(s.DAVHost, s.User)
 	mail := plistDict{
 		{"PayloadType", "com.apple.mail.managed"},
 		{"PayloadVersion", 1},
@@ -33,13 +33,13 @@ func (h *Handler) appleProfile(lang string, s *deviceSettings, user *accounts.Us
 		{"EmailAccountName", user.DisplayName},
 		{"EmailAccountType", "EmailTypeIMAP"},
 		{"EmailAddress", s.Email},
-		{"IncomingMailServerHostName", s.Host},
+		{"IncomingMailServerHostName", s.MailHost},
 		{"IncomingMailServerPortNumber", s.IMAPPort},
 		{"IncomingMailServerUseSSL", true},
 		{"IncomingMailServerAuthentication", "EmailAuthPassword"},
 		{"IncomingMailServerUsername", s.User},
 		{"IncomingPassword", s.Password},
-		{"OutgoingMailServerHostName", s.Host},
+		{"OutgoingMailServerHostName", s.MailHost},
 		{"OutgoingMailServerPortNumber", s.SMTPPort},
 		{"OutgoingMailServerUseSSL", true},
 		{"OutgoingMailServerAuthentication", "EmailAuthPassword"},
@@ -53,7 +53,7 @@ func (h *Handler) appleProfile(lang string, s *deviceSettings, user *accounts.Us
 		{"PayloadUUID", uuid.NewString()},
 		{"PayloadDisplayName", h.t(lang, "devices.apple.profile.calendar")},
 		{"CalDAVAccountDescription", "Heimwolke"},
-		{"CalDAVHostName", s.Host},
+		{"CalDAVHostName", s.DAVHost},
 		{"CalDAVPort", httpsPort},
 		{"CalDAVUseSSL", true},
 		{"CalDAVPrincipalURL", s.CalendarURL},
@@ -67,7 +67,7 @@ func (h *Handler) appleProfile(lang string, s *deviceSettings, user *accounts.Us
 		{"PayloadUUID", uuid.NewString()},
 		{"PayloadDisplayName", h.t(lang, "devices.apple.profile.contacts")},
 		{"CardDAVAccountDescription", "Heimwolke"},
-		{"CardDAVHostName", s.Host},
+		{"CardDAVHostName", s.DAVHost},
 		{"CardDAVPort", httpsPort},
 		{"CardDAVUseSSL", true},
 		{"CardDAVPrincipalURL", s.AddressBookURL},
@@ -79,7 +79,7 @@ func (h *Handler) appleProfile(lang string, s *deviceSettings, user *accounts.Us
 		{"PayloadVersion", 1},
 		{"PayloadIdentifier", id},
 		{"PayloadUUID", uuid.NewString()},
-		{"PayloadDisplayName", h.t(lang, "devices.apple.profile.name", "host", s.Host)},
+		{"PayloadDisplayName", h.t(lang, "devices.apple.profile.name", "host", s.DAVHost)},
 		{"PayloadDescription", h.t(lang, "devices.apple.profile.description", "email", s.Email)},
 		{"PayloadOrganization", "Heimwolke"},
 		{"PayloadRemovalDisallowed", false},

@@ -48,12 +48,12 @@ func createProfile(t *testing.T, b *browser, name string) string {
 
 func TestAppleProfile(t *testing.T) {
 	env := setupDone(t)
-	b := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
+	b := newBrowser(t, withDomain(t, env, testDomain), lanAddr)
 	logIn(t, b, "anna", ownerPassword)
 	download := createProfile(t, b, "iPhone von Anna")
 
 	// Another member cannot take Anna's profile.
-	ben := newBrowser(t, withHostname(t, env, testHostname), otherLANAddr)
+	ben := newBrowser(t, withDomain(t, env, testDomain), otherLANAddr)
 	logIn(t, ben, "ben", memberPassword)
 	wantStatus(t, ben.get(download), http.StatusGone)
 
@@ -102,7 +102,7 @@ func TestAppleProfile(t *testing.T) {
 	}
 }
 
-// checkProfile checks the payloads of a profile for Anna on testHostname.
+// checkProfile checks the payloads of a profile for Anna on testDomain.
 func checkProfile(t *testing.T, profile map[string]any) {
 	t.Helper()
 	wantFields(t, "profile", profile, map[string]any{
@@ -129,12 +129,12 @@ func checkProfile(t *testing.T, profile map[string]any) {
 		"EmailAccountType":                 "EmailTypeIMAP",
 		"EmailAddress":                     "anna@familie-mueller.de",
 		"EmailAccountName":                 "Anna Müller",
-		"IncomingMailServerHostName":       testHostname,
+		"IncomingMailServerHostName":       "mail." + testDomain,
 		"IncomingMailServerPortNumber":     int64(993),
 		"IncomingMailServerUseSSL":         true,
 		"IncomingMailServerAuthentication": "EmailAuthPassword",
 		"IncomingMailServerUsername":       "anna",
-		"OutgoingMailServerHostName":       testHostname,
+		"OutgoingMailServerHostName":       "mail." + testDomain,
 		"OutgoingMailServerPortNumber":     int64(465),
 		"OutgoingMailServerUseSSL":         true,
 		"OutgoingMailServerAuthentication": "EmailAuthPassword",
@@ -142,7 +142,7 @@ func checkProfile(t *testing.T, profile map[string]any) {
 		"OutgoingPassword":                 secret,
 	})
 	wantFields(t, "CalDAV payload", payload(t, profile, "com.apple.caldav.account"), map[string]any{
-		"CalDAVHostName":     testHostname,
+		"CalDAVHostName":     testDomain,
 		"CalDAVPort":         int64(443),
 		"CalDAVUseSSL":       true,
 		"CalDAVPrincipalURL": "https://familie-mueller.de/dav/calendars/anna/",
@@ -150,7 +150,7 @@ func checkProfile(t *testing.T, profile map[string]any) {
 		"CalDAVPassword":     secret,
 	})
 	wantFields(t, "CardDAV payload", payload(t, profile, "com.apple.carddav.account"), map[string]any{
-		"CardDAVHostName":     testHostname,
+		"CardDAVHostName":     testDomain,
 		"CardDAVPort":         int64(443),
 		"CardDAVUseSSL":       true,
 		"CardDAVPrincipalURL": "https://familie-mueller.de/dav/addressbooks/anna/",

@@ -20,12 +20,16 @@ const (
 // deviceSettings are the values that a device page lists for the user to
 // enter, with the new app password.
 type deviceSettings struct {
-	Host     string
+	// MailHost is the IMAP and submission server, and DAVHost the
+	// server of the calendars, address books and files.
+	MailHost string
+	DAVHost  string
+
 	User     string
 	Password string
 
 	// Email is the mail address, and JID the XMPP address (RFC 7622):
-	// both are the login name at the host.
+	// both are the login name at the household's domain.
 	Email string
 	JID   string
 
@@ -45,15 +49,17 @@ type deviceSettings struct {
 }
 
 // newDeviceSettings returns the settings of user with the app password
-// secret for the server host, with the Android links and QR codes when
+// secret for the servers in names, with the Android links and QR codes when
 // android is set.
-func newDeviceSettings(host string, user *accounts.User, secret string, android bool) (*deviceSettings, error) {
+func newDeviceSettings(names serviceNames, user *accounts.User, secret string, android bool) (*deviceSettings, error) {
+	host := names.DAVHost
 	s := &deviceSettings{
-		Host:           host,
+		MailHost:       names.MailHost,
+		DAVHost:        host,
 		User:           user.Name,
 		Password:       secret,
-		Email:          user.Name + "@" + host,
-		JID:            user.Name + "@" + host,
+		Email:          user.Name + "@" + names.MailDomain,
+		JID:            user.Name + "@" + names.MailDomain,
 		IMAPPort:       imapsPort,
 		SMTPPort:       submissionsPort,
 		CalendarURL:    davURL(host, "calendars", user.Name),

@@ -17,23 +17,93 @@ import (
 	"testing"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
+	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
-// testHostname stands for the household's domain in the device tests.
-const testHostname = "familie-mueller.de"
+// testDomain stands for the household's domain in the device tests.
+const testDomain = "familie-mueller.de"
 
 var deviceLAN = netip.MustParseAddr("192.168.1.20")
 
-// withHostname returns a second handler on env's database whose Options
-// name host, so that sessions from env's browsers work on it too.
-func withHostname(t *testing.T, env *testEnv, host string) *Handler {
+// withDomain returns a second handler on env's database whose Options
+// name domain, so that sessions from env's browsers work on it too.
+func withDomain(t *testing.T, env *testEnv, domain string) *Handler {
 	t.Helper()
-	h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), Hostname: host})
+	h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), Domain: domain})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// withAgentSettings returns a second handler on env's database whose agent
+// serves settings, so that sessions from env's browsers work on it too.
+func withAgentSettings(t *testing.T, env *testEnv, settings control.Settings) *Handler {
+	t.Helper()
+	agent := startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
+	agent.mu.Lock()
+	agent.settings = []control.Settings{settings}
+	agent.mu.Unlock()
+	h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), AgentSocket: agent.socket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestDevicePagesUseAgentDomain guards against device pages and profiles
+// that name heimwolke.local although the household set up a domain: the
+// names come from the agent's settings when Options.Domain is empty.
+func TestDevicePagesUseAgentDomain(t *testing.T) {
+	env := setupDone(t)
+	b := newBrowser(t, env.h, lanAddr)
+	logIn(t, b, "anna", ownerPassword)
+
+	_, res, _ := createDevicePassword(t, b, "thunderbird", "Thunderbird")
+	wantBody(t, res,
+		"<code>anna@familie-mueller.de</code>",
+		`<code id="imap-host">mail.familie-mueller.de</code>`,
+		`<code id="smtp-host">mail.familie-mueller.de</code>`,
+		`<code id="calendar-url">https://familie-mueller.de/<wbr>`)
+	wantNotInBody(t, res, "heimwolke.local")
+
+	// The profile names the same servers, which checkProfile compares with testDomain.
+	checkProfile(t, parsePlist(t, b.get(createProfile(t, b, "iPhone von Anna")).body))
+}
+
+// TestDevicePagesLANOnly checks that a household without a domain gets
+// heimwolke.local everywhere, also before the agent has any settings.
+func TestDevicePagesLANOnly(t *testing.T) {
+	env := setupDone(t)
+	for _, tc := range []struct {
+		name     string
+		settings *control.Settings
+	}{
+		{"LAN-only settings", &control.Settings{SchemaVersion: control.SchemaVersion}},
+		{"no settings", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agent := startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
+			if tc.settings != nil {
+				agent.mu.Lock()
+				agent.settings = []control.Settings{*tc.settings}
+				agent.mu.Unlock()
+			}
+			h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), AgentSocket: agent.socket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := newBrowser(t, h, lanAddr)
+			logIn(t, b, "anna", ownerPassword)
+			_, res, _ := createDevicePassword(t, b, "thunderbird", "Thunderbird")
+			wantBody(t, res,
+				`id="lan-name"`,
+				"<code>anna@heimwolke.local</code>",
+				`<code id="imap-host">heimwolke.local</code>`,
+				`<code id="calendar-url">https://heimwolke.local/<wbr>`)
+		})
+	}
 }
 
 // decodeQR decodes the QR code in a PNG image with zbarimg, the reader of
@@ -193,24 +263,26 @@ func TestDevicesIndex(t *testing.T) {
 	logIn(t, b, "anna", ownerPassword)
 	wantBody(t, b.get("/account"), `href="/account/devices"`, `href="/account/totp"`, "Bisher schützt nur Dein Passwort Dein Konto.")
 
+	// The wizard sent familie-mueller.de to the agent, so the page has
+	// no note on the LAN name.
 	res := b.get("/account/devices")
 	wantStatus(t, res, http.StatusOK)
 	wantBody(t, res, "Gerät einrichten",
 		`href="/account/devices/thunderbird"`, `href="/account/devices/apple"`,
-		`href="/account/devices/android"`, `href="/account/devices/files"`,
-		`id="lan-name"`, "heimwolke.local")
+		`href="/account/devices/android"`, `href="/account/devices/files"`)
+	wantNotInBody(t, res, `id="lan-name"`, "heimwolke.local")
 
-	// With a domain, the note on the LAN name goes away.
-	named := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
-	logIn(t, named, "anna", ownerPassword)
-	wantNotInBody(t, named.get("/account/devices"), `id="lan-name"`)
+	// Without a domain, it explains the LAN name.
+	lan := newBrowser(t, withAgentSettings(t, env, control.Settings{SchemaVersion: control.SchemaVersion}), lanAddr)
+	logIn(t, lan, "anna", ownerPassword)
+	wantBody(t, lan.get("/account/devices"), `id="lan-name"`, "heimwolke.local")
 
 	wantStatus(t, b.get("/account/devices/blackberry"), http.StatusNotFound)
 }
 
 func TestThunderbirdPage(t *testing.T) {
 	env := setupDone(t)
-	b := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
+	b := newBrowser(t, withDomain(t, env, testDomain), lanAddr)
 	logIn(t, b, "anna", ownerPassword)
 
 	res := b.get("/account/devices/thunderbird")
@@ -221,8 +293,8 @@ func TestThunderbirdPage(t *testing.T) {
 	wantBody(t, res,
 		"Dein neues App-Passwort für Thunderbird im Büro",
 		"<code>anna@familie-mueller.de</code>",
-		"<code>familie-mueller.de</code>, Port 993, SSL/TLS",
-		"<code>familie-mueller.de</code>, Port 465, SSL/TLS",
+		`<code id="imap-host">mail.familie-mueller.de</code>, Port 993, SSL/TLS`,
+		`<code id="smtp-host">mail.familie-mueller.de</code>, Port 465, SSL/TLS`,
 		`<code id="calendar-url">https://familie-mueller.de/<wbr>dav/<wbr>calendars/<wbr>anna/<wbr></code>`,
 		`<code id="addressbook-url">https://familie-mueller.de/<wbr>dav/<wbr>addressbooks/<wbr>anna/<wbr></code>`)
 	wantScopes(t, env.accounts, "anna", secret, accounts.ScopeMail|accounts.ScopeDAV)
@@ -234,7 +306,7 @@ func TestThunderbirdPage(t *testing.T) {
 
 func TestFilesPage(t *testing.T) {
 	env := setupDone(t)
-	b := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
+	b := newBrowser(t, withDomain(t, env, testDomain), lanAddr)
 	logIn(t, b, "ben", memberPassword) // Ben's language is English
 
 	_, res, secret := createDevicePassword(t, b, "files", "Laptop")
@@ -246,7 +318,7 @@ func TestFilesPage(t *testing.T) {
 
 func TestAndroidPageQRCodes(t *testing.T) {
 	env := setupDone(t)
-	b := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
+	b := newBrowser(t, withDomain(t, env, testDomain), lanAddr)
 	logIn(t, b, "anna", ownerPassword)
 
 	_, res, secret := createDevicePassword(t, b, "android", "Annas Handy")
@@ -261,8 +333,8 @@ func TestAndroidPageQRCodes(t *testing.T) {
 		t.Fatalf("DAVx⁵ QR code %q: %v", davx5, err)
 	}
 	password, _ := u.User.Password()
-	if u.Scheme != "davx5" || u.User.Username() != "anna" || password != secret || u.Host != testHostname || u.Path != "/dav/calendars/anna/" {
-		t.Errorf("DAVx⁵ QR code %q, want davx5://anna:<secret>@%s/dav/calendars/anna/", davx5, testHostname)
+	if u.Scheme != "davx5" || u.User.Username() != "anna" || password != secret || u.Host != testDomain || u.Path != "/dav/calendars/anna/" {
+		t.Errorf("DAVx⁵ QR code %q, want davx5://anna:<secret>@%s/dav/calendars/anna/", davx5, testDomain)
 	}
 	wantBody(t, res, `href="`+davx5+`"`)
 

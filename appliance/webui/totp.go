@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -72,7 +73,7 @@ func (d *devicePages) startTOTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account/totp", http.StatusSeeOther)
 		return
 	}
-	setup, err := d.accounts.StartTOTP(r.Context(), user.ID, d.totpIssuer())
+	setup, err := d.accounts.StartTOTP(r.Context(), user.ID, d.totpIssuer(r.Context()))
 	if err != nil {
 		d.internalError(w, v, "starting TOTP setup", err)
 		return
@@ -170,11 +171,12 @@ func (d *devicePages) disableTOTP(w http.ResponseWriter, r *http.Request) {
 
 // totpIssuer names the box in authenticator apps: "Heimwolke" and the
 // domain once there is one.
-func (d *devicePages) totpIssuer() string {
-	if d.hostname == "" {
+func (d *devicePages) totpIssuer(ctx context.Context) string {
+	names := d.serviceNames(ctx)
+	if names.LANOnly() {
 		return "Heimwolke"
 	}
-	return "Heimwolke " + d.hostname
+	return "Heimwolke " + names.Domain
 }
 
 func totpSetupKey(userID int64) string { return strconv.FormatInt(userID, 10) }

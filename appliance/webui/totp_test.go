@@ -30,7 +30,7 @@ func startTOTPSetup(t *testing.T, b *browser) (response, string) {
 
 func TestTOTPSetupAndLogin(t *testing.T) {
 	env := setupDone(t)
-	b := newBrowser(t, withHostname(t, env, testHostname), lanAddr)
+	b := newBrowser(t, withDomain(t, env, testDomain), lanAddr)
 	logIn(t, b, "anna", ownerPassword)
 	res := b.get("/account/totp")
 	wantBody(t, res, "Bisher schützt nur Dein Passwort Dein Konto.", `id="start-totp"`)

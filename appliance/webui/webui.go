@@ -51,10 +51,12 @@ type Options struct {
 	// show in their footer.
 	Version string
 
-	// Hostname is the server name that the device setup pages give mail,
-	// calendar, chat and file clients: the box's domain once it is set up.
-	// Empty means heimwolke.local, the box's name on the LAN.
-	Hostname string
+	// Domain is the household's domain, from which the device setup pages
+	// derive the server names for mail, calendar, chat and file clients.
+	// Empty means the domain in the agent's settings, read over
+	// AgentSocket, and heimwolke.local, the box's name on the LAN, while
+	// those settings have none.
+	Domain string
 
 	// AgentSocket is the path of heimwolke-agent's control API socket,
 	// where the setup wizard sends the settings and the admin dashboard
@@ -119,7 +121,7 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	version  string
-	hostname string
+	domain   string
 	catalog  i18n.Catalog
 	pages    pageTemplates
 	mux      *http.ServeMux
@@ -139,6 +141,10 @@ type Handler struct {
 
 	admin  adminConfig
 	wizard wizardConfig
+
+	// settings reads the household's settings from the agent, for the
+	// pages that depend on the domain and the chosen services.
+	settings *agentSettings
 
 	// applyMu makes the wizard's final step run once at a time, so that
 	// two browsers that press it together do not both create accounts.
@@ -175,7 +181,7 @@ func New(opts Options) (*Handler, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		version:  opts.Version,
-		hostname: opts.Hostname,
+		domain:   opts.Domain,
 		catalog:  i18n.MustLoad(),
 		pages:    pages,
 		mux:      http.NewServeMux(),
@@ -191,6 +197,7 @@ func New(opts Options) (*Handler, error) {
 
 		localRootFile: opts.LocalRootFile,
 	}
+	h.settings = newAgentSettings(h.admin.agentSocket, h.now)
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
 	h.routes()
 	return h, nil

@@ -48,6 +48,17 @@ func (a *testAgent) PutSettings(ctx context.Context, s control.Settings) error {
 	return nil
 }
 
+// GetSettings returns the settings received last, as the agent serves
+// them to heimwolke, or control.ErrNoSettings before the first.
+func (a *testAgent) GetSettings(ctx context.Context) (control.Settings, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.settings) == 0 {
+		return control.Settings{}, control.ErrNoSettings
+	}
+	return a.settings[len(a.settings)-1], nil
+}
+
 // received returns the settings received so far.
 func (a *testAgent) received() []control.Settings {
 	a.mu.Lock()
