@@ -24,6 +24,7 @@ type dashboardData struct {
 	Started time.Time
 
 	Agent agentInfo
+	Mail  mailView
 
 	// Storage is nil when the data folder could not be measured.
 	Storage *storageInfo
@@ -80,6 +81,7 @@ func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
 		Version:         a.version,
 		Started:         a.started,
 		Agent:           a.agentInfo(r.Context(), v.lang),
+		Mail:            a.mailView(r.Context()),
 		Storage:         a.storageInfo(v.lang),
 		RebootAvailable: a.rebooter.Available(),
 	}

@@ -42,9 +42,7 @@ func withDomain(t *testing.T, env *testEnv, domain string) *Handler {
 func withAgentSettings(t *testing.T, env *testEnv, settings control.Settings) *Handler {
 	t.Helper()
 	agent := startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
-	agent.mu.Lock()
-	agent.settings = []control.Settings{settings}
-	agent.mu.Unlock()
+	agent.serveSettings(settings)
 	h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), AgentSocket: agent.socket})
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +84,7 @@ func TestDevicePagesLANOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			agent := startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
 			if tc.settings != nil {
-				agent.mu.Lock()
-				agent.settings = []control.Settings{*tc.settings}
-				agent.mu.Unlock()
+				agent.serveSettings(*tc.settings)
 			}
 			h, err := New(Options{Accounts: env.accounts, Setup: env.setup, Logger: slog.New(slog.DiscardHandler), AgentSocket: agent.socket})
 			if err != nil {

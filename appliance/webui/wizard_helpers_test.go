@@ -28,6 +28,9 @@ type testAgent struct {
 	status   control.Status
 	// putErr, when set, is what PutSettings returns.
 	putErr error
+	// served, when set, is what GetSettings returns in place of the
+	// settings received last.
+	served *control.Settings
 }
 
 func (a *testAgent) Status(ctx context.Context) (control.Status, error) {
@@ -53,10 +56,20 @@ func (a *testAgent) PutSettings(ctx context.Context, s control.Settings) error {
 func (a *testAgent) GetSettings(ctx context.Context) (control.Settings, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.served != nil {
+		return *a.served, nil
+	}
 	if len(a.settings) == 0 {
 		return control.Settings{}, control.ErrNoSettings
 	}
 	return a.settings[len(a.settings)-1], nil
+}
+
+// serveSettings makes GetSettings return s from now on.
+func (a *testAgent) serveSettings(s control.Settings) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.served = &s
 }
 
 // received returns the settings received so far.
