@@ -126,3 +126,22 @@ func TestPropfindFastPathMatchesWebdav(t *testing.T) {
 		}
 	}
 }
+
+// TestProppatchEmptyValue sets a dead property to an empty element and
+// reads it back.
+func TestProppatchEmptyValue(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	file := env.homeURL("max") + "leer.txt"
+	env.do(t, "max", "PUT", file, "x", nil)
+	empty := strings.Replace(propSet, "<Z:farbe>blau</Z:farbe>", "<Z:farbe/>", 1)
+	if status, body := env.do(t, "max", "PROPPATCH", file, empty, nil); status != http.StatusMultiStatus {
+		t.Fatalf("PROPPATCH: got %d, want 207: %s", status, body)
+	}
+	status, body := env.do(t, "max", "PROPFIND", file, propGet, map[string]string{"Depth": "0"})
+	if status != http.StatusMultiStatus {
+		t.Fatalf("PROPFIND: got %d, want 207", status)
+	}
+	if got := propValues(t, body)["/dav/files/max/leer.txt urn:test farbe"]; got != "HTTP/1.1 200 OK " {
+		t.Errorf("farbe: got %q, want status 200 and an empty value", got)
+	}
+}

@@ -140,8 +140,14 @@ func (p *requestProps) patch(rel string, patches []webdav.Proppatch) ([]webdav.P
 				_, err = tx.Exec(`DELETE FROM files_props WHERE root = ? AND dir = ? AND name = ? AND ns = ? AND local = ?`,
 					p.root, dir, name, prop.XMLName.Space, prop.XMLName.Local)
 			} else {
+				// An empty element has nil InnerXML, which the driver
+				// would store as NULL.
+				inner := prop.InnerXML
+				if inner == nil {
+					inner = []byte{}
+				}
 				_, err = tx.Exec(`INSERT OR REPLACE INTO files_props (root, dir, name, ns, local, lang, inner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-					p.root, dir, name, prop.XMLName.Space, prop.XMLName.Local, prop.Lang, prop.InnerXML)
+					p.root, dir, name, prop.XMLName.Space, prop.XMLName.Local, prop.Lang, inner)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("writing properties: %w", err)
