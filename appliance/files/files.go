@@ -357,7 +357,7 @@ func (h *Handler) serveContent(w http.ResponseWriter, r *http.Request, fsys *roo
 		http.Error(w, "a folder has no content; use PROPFIND to list it", http.StatusMethodNotAllowed)
 		return
 	}
-	w.Header().Set("ETag", fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size()))
+	w.Header().Set("ETag", entityTag(fi.ModTime(), fi.Size()))
 	if ct, _ := (fileInfo{fi}).ContentType(r.Context()); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}

@@ -3,7 +3,6 @@ package files
 import (
 	"bytes"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,7 +22,7 @@ func (fsys *rootFS) etag(rel string) string {
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
+	return entityTag(fi.ModTime(), fi.Size())
 }
 
 // applyIf evaluates the If header (RFC 4918 section 10.4) with its entity

@@ -3,31 +3,28 @@ package files
 import (
 	"bufio"
 	"bytes"
-	"cmp"
-	"context"
 	"encoding/xml"
-	"fmt"
-	"html"
+	"errors"
+	"io"
+	"io/fs"
 	"net/http"
-	"net/url"
+	"os"
 	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/net/webdav"
-
-	"github.com/heimwolke/heimwolke/packages/davlock"
+	"golang.org/x/text/unicode/norm"
 )
 
 // This file serves the common PROPFIND requests itself: allprop or a list
 // of property names, Depth 0 or 1, on resources whose dead properties are
-// plain text, such as the Win32 times that Windows sets.
-// With the webdav package's generic XML encoder, a folder of 10,000 files
-// took about four times as long as with nginx (BenchmarkPropfind10000).
+// plain text, such as the Win32 times that Windows sets. It stats each
+// entry of a folder once and streams the response (multistatus.go).
 // Everything else (propname, include, dead properties with XML content)
-// still goes to the webdav package.
+// still goes to the webdav package, whose generic XML encoder took about
+// four times as long as nginx for a folder of 10,000 files
+// (BenchmarkPropfind10000).
 
 // propfindBody is the part of a PROPFIND body (RFC 4918 section 14.20) that
 // the fast path handles.
@@ -82,11 +79,31 @@ var (
 		propContentType, propETag, propSupportedLock}
 )
 
-// propfindEntry is one resource of the response.
+// propfindEntry is one resource of the response, reduced to what the live
+// properties need, so that a listing of 10,000 entries stays small.
 type propfindEntry struct {
-	name string // below the folder, "/" or "/a/b"
-	info fileInfo
-	dead map[xml.Name]webdav.Property
+	name    string // base name on disk, "" for the root of the folder tree
+	size    int64
+	modTime time.Time // in UTC
+	dir     bool
+}
+
+func newPropfindEntry(fi fs.FileInfo) propfindEntry {
+	return propfindEntry{name: fi.Name(), size: fi.Size(), modTime: fi.ModTime().UTC(), dir: fi.IsDir()}
+}
+
+// propfindListing is the resource of a PROPFIND request and its dead
+// properties, and for Depth 1 on a folder, its children's.
+type propfindListing struct {
+	rel       string // the resource, relative to the root
+	self      propfindEntry
+	selfDead  map[xml.Name]webdav.Property
+	folder    bool                                    // Depth 1 on a folder
+	childDead map[string]map[xml.Name]webdav.Property // by child name in NFC
+
+	// children is the folder's listing when it had to be read before the
+	// response, and nil when the response reads the folder as it goes.
+	children []propfindEntry
 }
 
 // servePropfindFast writes the response and returns true, or returns false
@@ -100,7 +117,7 @@ func (h *Handler) servePropfindFast(w http.ResponseWriter, r *http.Request, fsys
 	if !ok {
 		return false
 	}
-	entries, ok := fsys.propfindEntries(name, depth == "1")
+	listing, ok := fsys.listPropfind(name, depth == "1")
 	if !ok {
 		return false
 	}
@@ -108,201 +125,187 @@ func (h *Handler) servePropfindFast(w http.ResponseWriter, r *http.Request, fsys
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
-	for _, e := range entries {
-		fsys.writeResponse(bw, f.prefix, e, names)
+	ms := newMultistatusWriter(bw, fsys, f.prefix, names)
+	if err := ms.writeListing(listing); err != nil {
+		// The status is sent and part of the listing may be too. Breaking
+		// the connection keeps a client from taking a partial listing
+		// for the whole folder, which a sync client would act on.
+		h.log.Error("reading folder for PROPFIND", "folder", fsys.key, "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	bw.WriteString(`</D:multistatus>`)
 	bw.Flush()
 	return true
 }
 
-// propfindEntries returns the resource and, for depth 1, its children. It
-// returns false when the resource is missing or a dead property holds
-// XML elements, which the webdav package then reports.
-func (fsys *rootFS) propfindEntries(name string, children bool) ([]propfindEntry, bool) {
+// listPropfind stats the resource and reads the dead properties. It
+// returns false when the resource is missing, a listed resource has a dead
+// property with XML elements in its value, or a read fails. The webdav
+// package then serves the request and reports any error.
+func (fsys *rootFS) listPropfind(name string, children bool) (*propfindListing, bool) {
 	rel := relPath(name)
 	fi, err := fsys.stat(rel)
 	if err != nil {
 		return nil, false
 	}
-	entries := []propfindEntry{{name: "/" + strings.TrimPrefix(rel, "."), info: fi}}
-	if children && fi.IsDir() {
-		d := &davFile{fsys: fsys, rel: rel, info: fi}
-		infos, err := d.Readdir(-1)
-		d.Close()
-		if err != nil {
-			return nil, false
-		}
-		for _, child := range infos {
-			if !child.Mode().IsRegular() && !child.IsDir() {
-				// A symbolic link: stat it through the root, as the
-				// webdav package does, and leave out what fails.
-				resolved, err := fsys.stat(path.Join(rel, child.Name()))
-				if err != nil {
-					continue
-				}
-				child = resolved
-			}
-			entries = append(entries, propfindEntry{name: path.Join("/", rel, child.Name()), info: child.(fileInfo)})
+	l := &propfindListing{rel: rel, self: newPropfindEntry(fi)}
+	if rel == "." {
+		l.self.name = ""
+	}
+	dir, base := splitRel(rel)
+	siblings, err := fsys.props.folder(dir)
+	if err != nil {
+		return nil, false
+	}
+	l.selfDead = siblings[base]
+	if !plainTextProps(l.selfDead) {
+		return nil, false
+	}
+
+	if !children || !fi.IsDir() {
+		return l, true
+	}
+	l.folder = true
+	if l.childDead, err = fsys.props.folder(rel); err != nil {
+		return nil, false
+	}
+	for _, props := range l.childDead {
+		if !plainTextProps(props) {
+			return l, fsys.readChildren(l)
 		}
 	}
-	for i, e := range entries {
-		props, err := fsys.props.get(relPath(e.name))
-		if err != nil {
-			return nil, false
-		}
-		for _, p := range props {
-			if bytes.ContainsAny(p.InnerXML, "<>") {
-				return nil, false
-			}
-		}
-		entries[i].dead = props
-	}
-	return entries, true
+	return l, true
 }
 
-// writeResponse writes the response element of one resource with the
-// requested properties, or allprop's when names is nil.
-func (fsys *rootFS) writeResponse(bw *bufio.Writer, prefix string, e propfindEntry, names []xml.Name) {
-	href := prefix + e.name
-	if e.info.IsDir() && !strings.HasSuffix(href, "/") {
-		href += "/"
-	}
-	bw.WriteString(`<D:response><D:href>`)
-	bw.WriteString(html.EscapeString((&url.URL{Path: href}).EscapedPath()))
-	bw.WriteString(`</D:href>`)
-
-	allprop := names == nil
-	if allprop {
-		names = allpropNames
-		if len(e.dead) > 0 {
-			names = append(slices.Clone(allpropNames), sortedNames(e.dead)...)
-		}
-	}
-	var found, missing bytes.Buffer
-	for _, n := range names {
-		if p, ok := e.dead[n]; ok {
-			writeProp(&found, n, p.Lang, string(p.InnerXML))
-			continue
-		}
-		value, ok := fsys.liveProp(e, n)
-		switch {
-		case ok:
-			writeProp(&found, n, "", value)
-		case !allprop:
-			writeProp(&missing, n, "", "")
-		}
-	}
-	writePropstat(bw, &found, "HTTP/1.1 200 OK")
-	writePropstat(bw, &missing, "HTTP/1.1 404 Not Found")
-	bw.WriteString(`</D:response>`)
-}
-
-func writePropstat(bw *bufio.Writer, props *bytes.Buffer, status string) {
-	if props.Len() == 0 {
-		return
-	}
-	bw.WriteString(`<D:propstat><D:prop>`)
-	bw.Write(props.Bytes())
-	bw.WriteString(`</D:prop><D:status>` + status + `</D:status></D:propstat>`)
-}
-
-// sortedNames returns the names of props in a fixed order.
-func sortedNames(props map[xml.Name]webdav.Property) []xml.Name {
-	names := make([]xml.Name, 0, len(props))
-	for n := range props {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b xml.Name) int {
-		return cmp.Or(strings.Compare(a.Space, b.Space), strings.Compare(a.Local, b.Local))
+// readChildren reads the listing of l's folder ahead of the response, and
+// reports whether none of the listed children has a dead property with
+// XML elements. Properties of names that are not listed do not count.
+func (fsys *rootFS) readChildren(l *propfindListing) bool {
+	l.children = []propfindEntry{}
+	err := fsys.eachEntry(l.rel, func(e propfindEntry) {
+		l.children = append(l.children, e)
 	})
-	return names
-}
-
-// writeProp writes a property element with the D: prefix for DAV:, the
-// prefix X: for other namespaces, and an empty default namespace for
-// properties without one. Some versions of Windows' Mini-Redirector
-// (Windows 7) ignore elements in a default namespace, as a comment in
-// golang.org/x/net/webdav's xml.go notes.
-func writeProp(b *bytes.Buffer, n xml.Name, lang, value string) {
-	var open, closing string
-	switch n.Space {
-	case "DAV:":
-		open, closing = "D:"+n.Local, "D:"+n.Local
-	case "":
-		open, closing = n.Local+` xmlns=""`, n.Local
-	default:
-		open, closing = "X:"+n.Local+` xmlns:X="`+escapeText(n.Space)+`"`, "X:"+n.Local
-	}
-	if lang != "" {
-		open += ` xml:lang="` + escapeText(lang) + `"`
-	}
-	if value == "" {
-		b.WriteString("<" + open + "/>")
-		return
-	}
-	b.WriteString("<" + open + ">" + value + "</" + closing + ">")
-}
-
-// liveProp returns the XML content of a live property of e, and false
-// when e has no such property.
-func (fsys *rootFS) liveProp(e propfindEntry, n xml.Name) (string, bool) {
-	dir := e.info.IsDir()
-	switch n {
-	case propResourceType:
-		if dir {
-			return `<D:collection/>`, true
-		}
-		return "", true
-	case propDisplayName:
-		if e.name == "/" {
-			return "", true
-		}
-		return escapeText(e.info.Name()), true
-	case propContentLength:
-		return strconv.FormatInt(e.info.Size(), 10), !dir
-	case propLastModified:
-		return e.info.ModTime().UTC().Format(http.TimeFormat), true
-	case propContentType:
-		ct, _ := e.info.ContentType(context.Background())
-		return escapeText(ct), !dir
-	case propETag:
-		return escapeText(fmt.Sprintf(`"%x%x"`, e.info.ModTime().UnixNano(), e.info.Size())), !dir
-	case propSupportedLock:
-		return davlock.SupportedLockXML, true
-	case lockDiscovery:
-		var b strings.Builder
-		for _, l := range fsys.locks.LocksFor(time.Now(), e.name) {
-			b.WriteString(l.ActiveLockXML(fsys.prefix))
-		}
-		return b.String(), true
-	case quotaUsed, quotaAvailable:
-		return fsys.quotaProp(n, dir)
-	}
-	return "", false
-}
-
-func (fsys *rootFS) quotaProp(n xml.Name, dir bool) (string, bool) {
-	if !dir {
-		return "", false
-	}
-	used, err := fsys.usage.current(fsys.root)
 	if err != nil {
-		return "", false
+		return false
 	}
-	if n == quotaUsed {
-		return strconv.FormatInt(used, 10), true
+	for _, e := range l.children {
+		if !plainTextProps(l.childDead[norm.NFC.String(e.name)]) {
+			return false
+		}
 	}
-	avail, err := fsys.available(used)
-	if err != nil {
-		return "", false
-	}
-	return strconv.FormatInt(avail, 10), true
+	return true
 }
 
-func escapeText(s string) string {
-	var b bytes.Buffer
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
+// plainTextProps reports whether no value in props contains XML markup.
+func plainTextProps(props map[xml.Name]webdav.Property) bool {
+	for _, p := range props {
+		if bytes.ContainsAny(p.InnerXML, "<>") {
+			return false
+		}
+	}
+	return true
+}
+
+// streamEntries calls fn for each entry of the folder rel in directory
+// order, like eachEntry. It reads the folder in a second goroutine, so
+// that the stat calls overlap with encoding and sending the response.
+func (fsys *rootFS) streamEntries(rel string, fn func(*propfindEntry)) error {
+	const batchSize = 256
+	full := make(chan []propfindEntry, 2)
+	empty := make(chan []propfindEntry, 3) // batches that fn is done with
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(full)
+		batch := make([]propfindEntry, 0, batchSize)
+		readErr <- fsys.eachEntry(rel, func(e propfindEntry) {
+			batch = append(batch, e)
+			if len(batch) < batchSize {
+				return
+			}
+			full <- batch
+			select {
+			case batch = <-empty:
+				batch = batch[:0]
+			default:
+				batch = make([]propfindEntry, 0, batchSize)
+			}
+		})
+		if len(batch) > 0 {
+			full <- batch
+		}
+	}()
+
+	// The loop takes every batch, so the goroutine never blocks for
+	// good, even when reading fails.
+	for batch := range full {
+		for i := range batch {
+			fn(&batch[i])
+		}
+		select {
+		case empty <- batch:
+		default:
+		}
+	}
+	return <-readErr
+}
+
+// eachEntry calls fn for each entry of the folder rel in directory order,
+// without uploads in progress, with one lstat per entry. Like the webdav
+// package, it follows a symbolic link through the root and leaves the link
+// out when that fails.
+func (fsys *rootFS) eachEntry(rel string, fn func(propfindEntry)) error {
+	dir, err := fsys.root.OpenRoot(rel)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	for {
+		// Batches keep the names of a large folder out of memory.
+		names, err := f.Readdirnames(256)
+		for _, name := range names {
+			e, ok, err := fsys.statEntry(dir, f, rel, name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				fn(e)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// statEntry returns the entry of name in the folder rel, which dir and f
+// have open, or false when the listing leaves name out.
+func (fsys *rootFS) statEntry(dir *os.Root, f *os.File, rel, name string) (propfindEntry, bool, error) {
+	if strings.HasPrefix(name, tempPrefix) {
+		return propfindEntry{}, false, nil
+	}
+	e, plain, err := lstatChild(dir, f, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed since the folder was read, which os.File.Readdir
+		// skips as well.
+		return propfindEntry{}, false, nil
+	}
+	if err != nil {
+		return propfindEntry{}, false, err
+	}
+	if !plain {
+		fi, err := fsys.stat(path.Join(rel, name))
+		if err != nil {
+			return propfindEntry{}, false, nil
+		}
+		e = newPropfindEntry(fi)
+	}
+	return e, true, nil
 }

@@ -74,22 +74,33 @@ func splitRel(rel string) (dir, name string) {
 // get returns a copy of the properties of rel.
 func (p *requestProps) get(rel string) (map[xml.Name]webdav.Property, error) {
 	dir, name := splitRel(rel)
-	byName, ok := p.cache[dir]
-	if !ok {
-		var err error
-		if byName, err = p.load(dir); err != nil {
-			return nil, err
-		}
-		if p.cache == nil {
-			p.cache = make(map[string]map[string]map[xml.Name]webdav.Property)
-		}
-		p.cache[dir] = byName
+	byName, err := p.folder(dir)
+	if err != nil {
+		return nil, err
 	}
 	props := make(map[xml.Name]webdav.Property, len(byName[name]))
 	for k, v := range byName[name] {
 		props[k] = v
 	}
 	return props, nil
+}
+
+// folder returns the properties of the entries of dir by name, as splitRel
+// splits paths, with one query per folder and request. The caller must not
+// change the maps.
+func (p *requestProps) folder(dir string) (map[string]map[xml.Name]webdav.Property, error) {
+	if byName, ok := p.cache[dir]; ok {
+		return byName, nil
+	}
+	byName, err := p.load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if p.cache == nil {
+		p.cache = make(map[string]map[string]map[xml.Name]webdav.Property)
+	}
+	p.cache[dir] = byName
+	return byName, nil
 }
 
 func (p *requestProps) load(dir string) (map[string]map[xml.Name]webdav.Property, error) {
