@@ -51,7 +51,8 @@ type NewUser struct {
 	// beginning and ending with a letter or digit, without "..". Upper-case
 	// ASCII letters are lowered. The name is also the local part of the
 	// user's mail and XMPP address, which is why dots may not lead, trail
-	// or repeat (dot-atom, RFC 5322 section 3.2.3).
+	// or repeat (dot-atom, RFC 5322 section 3.2.3). ReservedNames lists
+	// the names that are rejected because the box's own mail uses them.
 	Name string
 
 	// DisplayName is any text up to 100 characters without control
@@ -333,6 +334,7 @@ func requireOneRow(res sql.Result) error {
 func validateNewUser(nu NewUser) error {
 	return errors.Join(
 		validateName(nu.Name),
+		validateNotReserved(nu.Name),
 		validateDisplayName(nu.DisplayName),
 		validateLanguage(nu.Language),
 	)

@@ -24,6 +24,9 @@ func TestCreateUserValidation(t *testing.T) {
 		{"double dot", func(u *NewUser) { u.Name = "an..na" }, "name"},
 		{"dot-dot name", func(u *NewUser) { u.Name = ".." }, "name"},
 		{"slash in name", func(u *NewUser) { u.Name = "a/b" }, "name"},
+		{"postmaster name", func(u *NewUser) { u.Name = "postmaster" }, "name"},
+		{"upper-case Abuse name", func(u *NewUser) { u.Name = "Abuse" }, "name"},
+		{"mailer-daemon name", func(u *NewUser) { u.Name = "mailer-daemon" }, "name"},
 		{"long display name", func(u *NewUser) { u.DisplayName = strings.Repeat("ö", 101) }, "display name"},
 		{"newline in display name", func(u *NewUser) { u.DisplayName = "Anna\nBcc: x" }, "display name"},
 		{"invalid UTF-8 display name", func(u *NewUser) { u.DisplayName = "Anna \xff" }, "display name"},
@@ -51,6 +54,34 @@ func TestCreateUserValidation(t *testing.T) {
 				t.Fatalf("error %q does not name the field %q", err, tt.field)
 			}
 		})
+	}
+}
+
+// TestReservedNameRule guards against a member named postmaster, who
+// would receive the box's reports and complaints: the error must say why
+// the name is rejected, and the owner may not take the name either.
+func TestReservedNameRule(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	ctx := context.Background()
+	for _, name := range ReservedNames() {
+		_, err := env.store.CreateOwner(ctx, NewUser{Name: name, Language: LanguageGerman, Password: ownerPassword})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "name" {
+			t.Fatalf("CreateOwner(%q): got %v, want a FieldError for name", name, err)
+		}
+		if !strings.Contains(fe.Rule, "reserved") || !strings.Contains(fe.Rule, "choose another") {
+			t.Errorf("CreateOwner(%q): rule %q does not say that the name is reserved and to choose another", name, fe.Rule)
+		}
+	}
+	for _, name := range []string{"hostmaster", "WebMaster", "MAILER-DAEMON"} {
+		if !IsReservedName(name) {
+			t.Errorf("IsReservedName(%q) = false, want true", name)
+		}
+	}
+	for _, name := range []string{"anna", "postmaster2", "abuse.team"} {
+		if IsReservedName(name) {
+			t.Errorf("IsReservedName(%q) = true, want false", name)
+		}
 	}
 }
 

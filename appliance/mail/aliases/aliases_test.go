@@ -116,6 +116,47 @@ func TestRoleAddressAlias(t *testing.T) {
 	}
 }
 
+// legacyUsers is the box's users plus members named postmaster and
+// webmaster, as a box has them that was set up before those names were
+// reserved.
+type legacyUsers struct{ *accounts.Store }
+
+func (u legacyUsers) UserByName(ctx context.Context, name string) (*accounts.User, error) {
+	if name == "postmaster" || name == "webmaster" {
+		return &accounts.User{ID: 99, Name: name, Role: accounts.RoleMember}, nil
+	}
+	return u.Store.UserByName(ctx, name)
+}
+
+// TestRoleAddressesSkipUsers guards against a member named postmaster
+// receiving the box's reports and complaints: every role address reaches
+// the owner over SMTP, and that member may not send as it.
+func TestRoleAddressesSkipUsers(t *testing.T) {
+	ctx := context.Background()
+	d := newTestDirectory(t)
+	d = d.Store.Directory(d.Domains(), legacyUsers{d.users.(*accounts.Store)})
+	deliverer := &memDeliverer{}
+	host, port := startSMTP(t, d, deliverer)
+
+	for _, local := range append(accounts.ReservedNames(), "Postmaster", "webmaster+x") {
+		rcpt := local + "@" + testDomain
+		if out, code := swaksTo(t, host, port, rcpt); code != 0 {
+			t.Fatalf("%s: swaks exit code %d, want 0:\n%s", rcpt, code, out)
+		}
+		if got := deliverer.last(); got != "anna" {
+			t.Errorf("%s delivered to %q, want the owner anna", rcpt, got)
+		}
+	}
+	for _, login := range []string{"postmaster", "webmaster"} {
+		if owned, err := d.Owns(ctx, login, login+"@"+testDomain); owned || err != nil {
+			t.Errorf("Owns(%s, %s@) = %v, %v; want false, nil", login, login, owned, err)
+		}
+	}
+	if owned, err := d.Owns(ctx, "anna", "hostmaster@"+testDomain); !owned || err != nil {
+		t.Errorf("Owns(anna, hostmaster@) = %v, %v; want true, nil", owned, err)
+	}
+}
+
 func TestOwns(t *testing.T) {
 	ctx := context.Background()
 	d := newTestDirectory(t)

@@ -11,13 +11,9 @@ import (
 	"github.com/heimwolke/heimwolke/packages/accounts"
 )
 
-// roleLocalParts are the role addresses of RFC 2142 section 4 that reach
-// the owner in every domain unless an alias sends them elsewhere.
-var roleLocalParts = []string{"postmaster", "abuse"}
-
 // UserLister lists the box's users. A UserLookup that implements it lets
-// the Directory find the owner for postmaster@ and abuse@;
-// *accounts.Store does.
+// the Directory find the owner for the role addresses (postmaster@,
+// abuse@ and the others of accounts.ReservedNames); *accounts.Store does.
 type UserLister interface {
 	Users(ctx context.Context) ([]accounts.User, error)
 }
@@ -33,8 +29,8 @@ type Directory struct {
 }
 
 // Directory returns the directory of the box's mail domains (ASCII, such
-// as "example.org") and users. Without a UserLister, postmaster@ and
-// abuse@ reach only whom an alias names.
+// as "example.org") and users. Without a UserLister, the role addresses
+// reach only whom an alias names.
 func (s *Store) Directory(domains []string, users smtp.UserLookup) *Directory {
 	lowered := make([]string, len(domains))
 	for i, d := range domains {
@@ -46,10 +42,12 @@ func (s *Store) Directory(domains []string, users smtp.UserLookup) *Directory {
 // Domains returns the box's mail domains in lower case.
 func (d *Directory) Domains() []string { return slices.Clone(d.domains) }
 
-// Lookup implements smtp.Directory. It tries the user, then the alias,
-// then both again without a "+tag" suffix of the local part (anna+shop@
-// is anna@), then postmaster@ and abuse@ for the owner, then the domain's
-// catch-all.
+// Lookup implements smtp.Directory. A role address (postmaster@, abuse@,
+// hostmaster@, webmaster@, mailer-daemon@, see accounts.ReservedNames)
+// goes to its alias or else to the owner, never to a user of that name.
+// Any other address tries the user, then the alias, then both again
+// without a "+tag" suffix of the local part (anna+shop@ is anna@), then
+// the domain's catch-all.
 func (d *Directory) Lookup(ctx context.Context, addr string) (string, error) {
 	local, domain, ok := splitAddress(addr)
 	if !ok || !slices.Contains(d.domains, domain) {
@@ -65,12 +63,6 @@ func (d *Directory) Lookup(ctx context.Context, addr string) (string, error) {
 		if !errors.Is(err, smtp.ErrUnknownRecipient) {
 			return login, err
 		}
-		local = base
-	}
-	if slices.Contains(roleLocalParts, local) {
-		if owner, err := d.owner(ctx); err != nil || owner != "" {
-			return owner, err
-		}
 	}
 
 	login, err = d.catchAll(ctx, domain)
@@ -83,8 +75,12 @@ func (d *Directory) Lookup(ctx context.Context, addr string) (string, error) {
 	return login, nil
 }
 
-// lookupLocal finds the user or alias for local@domain.
+// lookupLocal finds the login for local@domain: the owner for a role
+// address without an alias, else the user or the alias.
 func (d *Directory) lookupLocal(ctx context.Context, local, domain string) (string, error) {
+	if accounts.IsReservedName(local) {
+		return d.lookupRole(ctx, local+"@"+domain)
+	}
 	_, err := d.users.UserByName(ctx, local)
 	if err == nil {
 		return local, nil
@@ -92,8 +88,31 @@ func (d *Directory) lookupLocal(ctx context.Context, local, domain string) (stri
 	if !errors.Is(err, accounts.ErrNotFound) {
 		return "", fmt.Errorf("looking up user %q: %w", local, err)
 	}
+	return d.lookupAlias(ctx, local+"@"+domain)
+}
 
-	login, err := d.alias(ctx, local+"@"+domain)
+// lookupRole returns the alias login of a role address, or the owner. A
+// user who has the role's name, from before the name was reserved, is
+// skipped, so that reports and complaints reach the owner.
+func (d *Directory) lookupRole(ctx context.Context, address string) (string, error) {
+	login, err := d.alias(ctx, address)
+	if err != nil || login != "" {
+		return login, err
+	}
+	owner, err := d.owner(ctx)
+	if err != nil {
+		return "", err
+	}
+	if owner == "" {
+		return "", smtp.ErrUnknownRecipient
+	}
+	return owner, nil
+}
+
+// lookupAlias returns the login of the alias address, or
+// smtp.ErrUnknownRecipient.
+func (d *Directory) lookupAlias(ctx context.Context, address string) (string, error) {
+	login, err := d.alias(ctx, address)
 	if err != nil {
 		return "", err
 	}
@@ -123,32 +142,32 @@ func (d *Directory) owner(ctx context.Context) (string, error) {
 }
 
 // Owns implements smtp.Directory: login owns its own address in each box
-// domain and its aliases, and the owner owns postmaster@ and abuse@ unless
-// an alias gives them to someone else. A catch-all makes its user the
-// owner of no address.
+// domain and its aliases, and whoever receives a role address owns it.
+// A catch-all makes its user the owner of no address.
 func (d *Directory) Owns(ctx context.Context, login, addr string) (bool, error) {
 	local, domain, ok := splitAddress(addr)
 	if !ok || !slices.Contains(d.domains, domain) {
 		return false, nil
 	}
 	login = strings.ToLower(login)
+	if accounts.IsReservedName(local) {
+		receiver, err := d.lookupRole(ctx, local+"@"+domain)
+		if errors.Is(err, smtp.ErrUnknownRecipient) {
+			return false, nil
+		}
+		return receiver == login, err
+	}
 	if local == login {
 		return true, nil
 	}
-
 	aliasLogin, err := d.alias(ctx, local+"@"+domain)
-	if err != nil || aliasLogin != "" {
-		return aliasLogin == login, err
-	}
-	if !slices.Contains(roleLocalParts, local) {
-		return false, nil
-	}
-	owner, err := d.owner(ctx)
-	return owner != "" && owner == login, err
+	return aliasLogin != "" && aliasLogin == login, err
 }
 
 // Add makes address an alias of login. The address must be in one of the
-// box's domains, and neither a user nor another alias may take it.
+// box's domains, and neither a user nor another alias may take it. An
+// alias for a role address, such as abuse@, sends its mail to login
+// instead of the owner.
 func (d *Directory) Add(ctx context.Context, address, login string) error {
 	local, domain, err := d.checkAddress(address)
 	if err != nil {
@@ -159,6 +178,9 @@ func (d *Directory) Add(ctx context.Context, address, login string) error {
 		return fmt.Errorf("adding alias %q: %w", address, err)
 	}
 
+	if accounts.IsReservedName(local) {
+		return d.insertAlias(ctx, Alias{Address: address, Login: login})
+	}
 	_, err = d.users.UserByName(ctx, local)
 	switch {
 	case err == nil:
