@@ -22,6 +22,7 @@ type result struct {
 	permanent bool
 	status    string // enhanced status code from the reply, RFC 3463
 	remote    string // host:port that gave the reply
+	smarthost bool   // the attempt went through the smarthost
 }
 
 // sessionTimeout bounds one SMTP session, so a stalled server cannot hold

@@ -247,6 +247,9 @@ CREATE TABLE mailqueue_recipients (
 	PRIMARY KEY (message_id, rcpt)
 );
 CREATE INDEX mailqueue_recipients_due ON mailqueue_recipients (next_attempt);
+`, `
+-- 1 when the attempt that set last_error went through the smarthost.
+ALTER TABLE mailqueue_recipients ADD COLUMN last_smarthost INTEGER NOT NULL DEFAULT 0;
 `}
 
 // removeOrphans deletes message files without an index entry, and

@@ -3,9 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
+	"net"
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +190,76 @@ func TestBuildDSNEnglish(t *testing.T) {
 	}
 	if strings.Contains(s, "secret body") {
 		t.Errorf("DSN contains the original body, want only its header:\n%s", s)
+	}
+}
+
+// notFoundResolver fails every query with "no such host", so that
+// direct delivery goes to the recipient domain itself.
+type notFoundResolver struct{}
+
+func (notFoundResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (notFoundResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+// TestLastSmarthostRecorded guards against the queue page blaming the
+// recipient's server when the smarthost failed: an entry records whether
+// its last failed attempt went through the smarthost.
+func TestLastSmarthostRecorded(t *testing.T) {
+	ctx := context.Background()
+	// A port that refuses connections: a listener that is closed at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	now := time.Now()
+	q := openTestQueue(t, t.TempDir(), func(o *Options) {
+		o.Now = func() time.Time { return now }
+		o.Smarthost = &control.SmarthostSettings{Host: "127.0.0.1", Port: refused, TLS: control.SmarthostSTARTTLS}
+		o.Resolver = notFoundResolver{}
+		o.MXPort = refused
+		o.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", strconv.Itoa(refused)))
+		}
+	})
+	msg := []byte("From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+	id, err := q.Enqueue(ctx, Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test"}}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name      string
+		smarthost *control.SmarthostSettings
+	}{
+		{"through smarthost", q.currentSmarthost()},
+		{"direct", nil},
+	} {
+		if err := q.SetSmarthost(tc.smarthost); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Hour) // past the retry delay
+		if err := q.deliverMessage(ctx, id); err != nil {
+			t.Fatalf("%s: deliverMessage: %v", tc.name, err)
+		}
+		entries, err := q.Entries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 {
+			t.Fatalf("%s: got %d entries, want 1", tc.name, len(entries))
+		}
+		if !strings.Contains(entries[0].LastError, "connecting to") {
+			t.Errorf("%s: last error %q, want a failed connection", tc.name, entries[0].LastError)
+		}
+		if got, want := entries[0].LastSmarthost, tc.smarthost != nil; got != want {
+			t.Errorf("%s: LastSmarthost = %v, want %v", tc.name, got, want)
+		}
 	}
 }

@@ -21,12 +21,16 @@ type Entry struct {
 	Attempts    int
 	NextAttempt time.Time
 	LastError   string
-	Created     time.Time
+	// LastSmarthost reports that the attempt that failed with LastError
+	// went through the smarthost, so the error is the smarthost's and not
+	// the recipient's server's.
+	LastSmarthost bool
+	Created       time.Time
 }
 
 // Entries lists the recipients still queued, oldest message first.
 func (q *Queue) Entries(ctx context.Context) ([]Entry, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT m.id, m.login, m.sender, r.rcpt, r.attempts, r.next_attempt, r.last_error, m.created
+	rows, err := q.db.QueryContext(ctx, `SELECT m.id, m.login, m.sender, r.rcpt, r.attempts, r.next_attempt, r.last_error, r.last_smarthost, m.created
 		FROM mailqueue_recipients r JOIN mailqueue_messages m ON m.id = r.message_id ORDER BY m.id, r.rcpt`)
 	if err != nil {
 		return nil, fmt.Errorf("listing mail queue: %w", err)
@@ -36,7 +40,7 @@ func (q *Queue) Entries(ctx context.Context) ([]Entry, error) {
 	for rows.Next() {
 		var e Entry
 		var next, created int64
-		if err := rows.Scan(&e.MessageID, &e.Login, &e.From, &e.To, &e.Attempts, &next, &e.LastError, &created); err != nil {
+		if err := rows.Scan(&e.MessageID, &e.Login, &e.From, &e.To, &e.Attempts, &next, &e.LastError, &e.LastSmarthost, &created); err != nil {
 			return nil, fmt.Errorf("listing mail queue: %w", err)
 		}
 		e.NextAttempt, e.Created = time.Unix(next, 0), time.Unix(created, 0)
@@ -236,6 +240,7 @@ func (q *Queue) deliverMessage(ctx context.Context, id int64) error {
 			if !ok {
 				continue
 			}
+			res.smarthost = sh != nil
 			f, err := q.record(ctx, m, r, res)
 			if err != nil {
 				return err
@@ -292,8 +297,9 @@ func (q *Queue) record(ctx context.Context, m *queuedMessage, r queuedRecipient,
 	attempts := r.attempts + 1
 	delay := q.opts.RetryDelays[min(attempts, len(q.opts.RetryDelays))-1]
 	log.Info("mail delivery deferred", "remote", res.remote, "err", res.err, "attempts", attempts, "retry_in", delay)
-	_, err := q.db.ExecContext(ctx, `UPDATE mailqueue_recipients SET attempts = ?, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?`,
-		attempts, now.Add(delay).Unix(), res.err.Error(), m.id, r.addr)
+	_, err := q.db.ExecContext(ctx, `UPDATE mailqueue_recipients SET attempts = ?, next_attempt = ?, last_error = ?, last_smarthost = ?
+		WHERE message_id = ? AND rcpt = ?`,
+		attempts, now.Add(delay).Unix(), res.err.Error(), res.smarthost, m.id, r.addr)
 	return nil, err
 }
 
