@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/heimwolke/heimwolke/appliance/webui"
 	"github.com/heimwolke/heimwolke/packages/davlock"
@@ -84,15 +85,43 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	return &Handler{store: s, locks: davlock.New(), maxSize: opts.MaxObjectSize, log: opts.Logger}, nil
 }
 
-// DeleteUser removes the calendars and address books of the user with
-// the login name, with all their objects. The household's collections
-// stay. Call it when the user is deleted from the accounts store.
+// DeleteUser removes the calendars, task lists and address books of the
+// user with the login name, with their objects, properties and change
+// logs, and the write locks taken through that user's homes. The
+// household's collections and their objects stay. A new user of the same
+// name starts with fresh default collections, whose new sync IDs make the
+// old sync tokens invalid. Call it when the user is deleted from the
+// accounts store.
 func (h *Handler) DeleteUser(ctx context.Context, login string) error {
+	locks := h.releaseUserLocks(login)
 	if err := h.store.deleteUser(ctx, login); err != nil {
 		return fmt.Errorf("deleting calendars and address books of %q: %w", login, err)
 	}
-	h.log.Info("dav user data deleted", "user", login)
+	h.log.Info("dav user data deleted", "user", login, "locks", locks)
 	return nil
+}
+
+// releaseUserLocks removes the locks on login's homes and everything in
+// them, including the household's collections as they appear there. It
+// returns how many it removed.
+func (h *Handler) releaseUserLocks(login string) int {
+	now := time.Now()
+	released := 0
+	for _, kind := range []string{"calendars", "addressbooks"} {
+		home := lockName(Prefix + kind + "/" + login)
+		locks := h.locks.LocksBelow(now, home)
+		for _, l := range h.locks.LocksFor(now, home) {
+			if l.Root == home {
+				locks = append(locks, l)
+			}
+		}
+		for _, l := range locks {
+			if h.locks.Unlock(now, l.Token) == nil {
+				released++
+			}
+		}
+	}
+	return released
 }
 
 // ServeHTTP implements http.Handler.
