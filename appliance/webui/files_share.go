@@ -304,6 +304,9 @@ func (h *Handler) shareBrowse(w http.ResponseWriter, r *http.Request) {
 	}
 	pg := h.newPage(v, "share.title")
 	pg.Data = h.shareListing(v, token, link, p, entries)
+	if link.Uploads {
+		pg.Notice = h.uploadedNotice(v.lang, r)
+	}
 	w.Header().Set("Content-Security-Policy", filesCSP)
 	h.render(w, http.StatusOK, "share", pg)
 }
@@ -361,7 +364,17 @@ func (h *Handler) shareUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("files uploaded to drop box", "share_id", link.ID, "source", v.source, "files", n)
-	pg := h.newPage(v, "share.uploaded.title")
-	pg.Data = messageData{Text: h.t(v.lang, "share.uploaded", "n", n), LinkHref: "/s/" + r.PathValue("token") + "/", LinkText: h.t(v.lang, "ui.continue")}
-	h.render(w, http.StatusOK, "message", pg)
+	// 303 to the listing, so that a reload shows the folder instead of
+	// sending the files again or requesting GET on the upload path.
+	http.Redirect(w, r, "/s/"+r.PathValue("token")+"/?uploaded="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+// uploadedNotice returns the notice on a drop box listing after an upload
+// of the ?uploaded= number of files, or "".
+func (h *Handler) uploadedNotice(lang string, r *http.Request) string {
+	n, err := strconv.Atoi(r.URL.Query().Get("uploaded"))
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return h.t(lang, "share.uploaded", "n", n)
 }

@@ -135,6 +135,14 @@ func (p *page) Input(name, typ, value, autocomplete string) inputField {
 	return f
 }
 
+// WithoutHint returns f without its hint, for a form where the catalog's
+// hint does not apply, such as the rules for a new password on a form that
+// requests an existing one.
+func (f inputField) WithoutHint() inputField {
+	f.Hint = ""
+	return f
+}
+
 // Numeric returns f with the numeric keyboard on touch screens.
 func (f inputField) Numeric() inputField {
 	f.InputMode = "numeric"

@@ -74,6 +74,12 @@ type uploadField struct {
 // upload posts a multipart form to the website page.
 func (b *browser) upload(fields ...uploadField) response {
 	b.t.Helper()
+	return b.uploadTo("/admin/website", fields...)
+}
+
+// uploadTo posts a multipart form to path.
+func (b *browser) uploadTo(path string, fields ...uploadField) response {
+	b.t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for _, f := range fields {
@@ -91,7 +97,7 @@ func (b *browser) upload(fields ...uploadField) response {
 	}
 	mw.Close()
 
-	req := httptest.NewRequest(http.MethodPost, "/admin/website", &body)
+	req := httptest.NewRequest(http.MethodPost, path, &body)
 	req.RemoteAddr = b.remoteAddr
 	if b.tls {
 		req.TLS = &tls.ConnectionState{}
