@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/heimwolke/heimwolke/packages/control"
@@ -66,6 +67,11 @@ func (h *Handler) saveMailStep(w http.ResponseWriter, r *http.Request) {
 	case mailDirect:
 	case mailSmarthost:
 		h.checkSmarthost(&errs, d.Lang, m, f.Get("smarthost_password"))
+		if errs.Get("smarthost_host") == "" {
+			if problem := relayHostProblem(m.Host, d.Domain); problem != "" {
+				errs.add("smarthost_host", h.t(d.Lang, problem, "value", m.Host))
+			}
+		}
 	default:
 		errs.add("mail_mode", h.t(d.Lang, "validate.mail_mode"))
 	}
@@ -119,6 +125,39 @@ func (h *Handler) checkSmarthost(errs *formErrors, lang string, m *mailDraft, pa
 	case m.User == "" && m.password != "":
 		errs.add("smarthost_user", h.t(lang, "validate.smarthost_user.empty"))
 	}
+}
+
+// relayHostProblem returns the catalog key that explains why typed, a
+// valid host, cannot be the outgoing mail server: a name of the box
+// itself, or an address that reaches no provider's server. The box would
+// send its mail to itself or to nowhere, and a link-local address such as
+// 169.254.169.254 can reach a cloud's metadata service.
+func relayHostProblem(typed string, domain domainDraft) string {
+	host, _ := normalizeHost(typed)
+	if addr, err := netip.ParseAddr(host); err == nil {
+		addr = addr.Unmap()
+		switch {
+		case addr.IsLoopback():
+			return "validate.smarthost_host.loopback"
+		case addr.IsUnspecified():
+			return "validate.smarthost_host.unspecified"
+		case addr.IsLinkLocalUnicast():
+			return "validate.smarthost_host.link_local"
+		case addr.IsMulticast() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return "validate.smarthost_host.multicast"
+		}
+		return ""
+	}
+
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || host == defaultHostname {
+		return "validate.smarthost_host.own"
+	}
+	if own, problem := normalizeDomain(domain.Name); problem == "" && !domain.LANOnly() {
+		if host == own || host == "mail."+own {
+			return "validate.smarthost_host.own"
+		}
+	}
+	return ""
 }
 
 // settings returns the mail part of the settings for a saved mail step.

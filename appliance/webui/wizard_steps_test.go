@@ -96,6 +96,17 @@ func TestWizardStepValidation(t *testing.T) {
 		{"user without password", "mail", smarthost("smarthost_password", ""), "smarthost_password", "validate.smarthost_password.empty", nil},
 		{"password without user", "mail", smarthost("smarthost_user", ""), "smarthost_user", "validate.smarthost_user.empty", nil},
 		{"password with tab", "mail", smarthost("smarthost_password", "a\tb"), "smarthost_password", "validate.secret.control", nil},
+		{"smarthost loopback", "mail", smarthost("smarthost_host", "127.0.0.1"), "smarthost_host", "validate.smarthost_host.loopback", []any{"value", "127.0.0.1"}},
+		{"smarthost IPv6 loopback", "mail", smarthost("smarthost_host", "[::1]"), "smarthost_host", "validate.smarthost_host.loopback", []any{"value", "[::1]"}},
+		{"smarthost mapped loopback", "mail", smarthost("smarthost_host", "::ffff:127.0.0.1"), "smarthost_host", "validate.smarthost_host.loopback", []any{"value", "::ffff:127.0.0.1"}},
+		{"smarthost metadata address", "mail", smarthost("smarthost_host", "169.254.169.254"), "smarthost_host", "validate.smarthost_host.link_local", []any{"value", "169.254.169.254"}},
+		{"smarthost IPv6 link-local", "mail", smarthost("smarthost_host", "fe80::1"), "smarthost_host", "validate.smarthost_host.link_local", []any{"value", "fe80::1"}},
+		{"smarthost 0.0.0.0", "mail", smarthost("smarthost_host", "0.0.0.0"), "smarthost_host", "validate.smarthost_host.unspecified", []any{"value", "0.0.0.0"}},
+		{"smarthost ::", "mail", smarthost("smarthost_host", "::"), "smarthost_host", "validate.smarthost_host.unspecified", []any{"value", "::"}},
+		{"smarthost multicast", "mail", smarthost("smarthost_host", "224.0.0.251"), "smarthost_host", "validate.smarthost_host.multicast", []any{"value", "224.0.0.251"}},
+		{"smarthost broadcast", "mail", smarthost("smarthost_host", "255.255.255.255"), "smarthost_host", "validate.smarthost_host.multicast", []any{"value", "255.255.255.255"}},
+		{"smarthost mDNS name", "mail", smarthost("smarthost_host", "heimwolke.local"), "smarthost_host", "validate.smarthost_host.own", []any{"value", "heimwolke.local"}},
+		{"smarthost localhost", "mail", smarthost("smarthost_host", "localhost"), "smarthost_host", "validate.smarthost_host.own", []any{"value", "localhost"}},
 		{"channel", "updates", []string{"channel", "nightly", "hour", "3"}, "channel-stable", "validate.channel", nil},
 		{"hour", "updates", []string{"channel", "stable", "hour", "24"}, "hour", "validate.hour", nil},
 	}
@@ -147,6 +158,37 @@ func override(pairs, changes []string) []string {
 
 // TestWizardMessagesInGerman guards a few messages word for word, so that
 // the German catalog is not merely complete but also correct.
+// TestMailStepRejectsOwnHost guards against a wizard that takes the box's
+// own mail host or domain as the outgoing mail server, which sends every
+// mail back to the box.
+func TestMailStepRejectsOwnHost(t *testing.T) {
+	for _, typed := range []string{"mail.familie-mueller.de", "MAIL.Familie-Mueller.de.", "familie-mueller.de"} {
+		t.Run(typed, func(t *testing.T) {
+			env := newTestEnv(t)
+			b := newBrowser(t, env.h, lanAddr)
+			toDomainStep(t, b, "de")
+			wantRedirect(t, b.submit("/setup/domain", "/setup/domain", form(
+				"domain", "familie-mueller.de", "domain_mode", "hetzner", "hetzner_token", "abc")), "/setup/router")
+			wantRedirect(t, b.submit("/setup/router", "/setup/router", form()), "/setup/mail")
+
+			res := b.submit("/setup/mail", "/setup/mail", form("mail_mode", "smarthost", "smarthost_host", typed,
+				"smarthost_port", "465", "smarthost_tls", "implicit"))
+			wantStatus(t, res, http.StatusUnprocessableEntity)
+			wantBody(t, res, env.message("de", "validate.smarthost_host.own", "value", typed), "smtp.example.net")
+		})
+	}
+
+	// The provider's server at another name of the same domain is fine.
+	env := newTestEnv(t)
+	b := newBrowser(t, env.h, lanAddr)
+	toDomainStep(t, b, "de")
+	wantRedirect(t, b.submit("/setup/domain", "/setup/domain", form(
+		"domain", "familie-mueller.de", "domain_mode", "hetzner", "hetzner_token", "abc")), "/setup/router")
+	wantRedirect(t, b.submit("/setup/router", "/setup/router", form()), "/setup/mail")
+	wantRedirect(t, b.submit("/setup/mail", "/setup/mail", form("mail_mode", "smarthost", "smarthost_host", "smtp.familie-mueller.de",
+		"smarthost_port", "465", "smarthost_tls", "implicit")), "/setup/services")
+}
+
 func TestWizardMessagesInGerman(t *testing.T) {
 	env := newTestEnv(t)
 	b := newBrowser(t, env.h, lanAddr)
