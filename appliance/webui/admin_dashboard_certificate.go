@@ -30,6 +30,10 @@ type certificateView struct {
 	// when none is due.
 	WarningKey string
 
+	// FailedKey is the catalog key that explains LastError. It says that
+	// the box keeps using its certificate only when it has one.
+	FailedKey string
+
 	// Challenge is the ACME challenge type as the documentation spells it,
 	// "HTTP-01".
 	Challenge string
@@ -65,6 +69,16 @@ func newCertificateView(c *control.CertificateStatus, now time.Time) *certificat
 		v.WarningKey = "admin.certificate.warning.expired"
 	case v.State == "soon":
 		v.WarningKey = "admin.certificate.warning.soon"
+	}
+
+	if c.LastError != "" {
+		v.FailedKey = "admin.certificate.failed"
+		if c.Local {
+			v.FailedKey = "admin.certificate.failed_local"
+		}
+		if c.NotAfter.IsZero() {
+			v.FailedKey += "_first"
+		}
 	}
 	return v
 }

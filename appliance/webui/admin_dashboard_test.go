@@ -275,9 +275,28 @@ func TestDashboardCertificateWarning(t *testing.T) {
 			},
 			want: []string{
 				`id="certificate-failed"`, "Port 80 oder 443 ist nicht an die Box weitergeleitet",
-				"Timeout during connect", `id="certificate-next">`,
+				"Timeout during connect", `id="certificate-next">`, "Sie nutzt das bisherige weiter",
 			},
 			notWant: []string{"certificate-warning"},
+		},
+		{
+			// Without a certificate there is none to keep using.
+			name: "first certificate failed",
+			cert: control.CertificateStatus{
+				Names: []string{"example.org"}, ExpiryWarning: true,
+				LastError: "acme: urn:ietf:params:acme:error:dns: NXDOMAIN looking up A for example.org", NextAttempt: now.Add(time.Hour),
+			},
+			want:    []string{`id="certificate-warning"`, "noch kein Zertifikat", "hat noch kein Zertifikat bekommen", "Port 80 oder 443"},
+			notWant: []string{"bisherige"},
+		},
+		{
+			name: "first local certificate failed",
+			cert: control.CertificateStatus{
+				Names: []string{"heimwolke.local"}, ExpiryWarning: true, Local: true,
+				LastError: "writing certificate: no space left on device",
+			},
+			want:    []string{"konnte sich noch kein eigenes Zertifikat ausstellen"},
+			notWant: []string{"bisherige"},
 		},
 		{
 			name:    "expired",
