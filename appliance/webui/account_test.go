@@ -129,3 +129,10 @@ func TestFormBodyLimit(t *testing.T) {
 	res := b.post("/login", form("login_name", strings.Repeat("a", maxFormBytes)))
 	wantStatus(t, res, http.StatusRequestEntityTooLarge)
 }
+
+func TestAccountTrailingSlashRedirects(t *testing.T) {
+	env := setupDone(t)
+	b := newBrowser(t, env.h, lanAddr)
+	logIn(t, b, "anna", ownerPassword)
+	wantRedirect(t, b.get("/account/"), "/account")
+}

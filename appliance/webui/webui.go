@@ -216,6 +216,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /logout/everywhere", h.logoutEverywhere)
 
 	h.mux.HandleFunc("GET /account", h.accountPage)
+	h.mux.HandleFunc("GET /account/{$}", redirectTo("/account"))
 	h.mux.HandleFunc("POST /account/password", h.changePassword)
 	h.mux.HandleFunc("POST /account/app-passwords", h.createAppPassword)
 	h.mux.HandleFunc("POST /account/app-passwords/{id}/revoke", h.revokeAppPassword)
@@ -230,6 +231,14 @@ func (h *Handler) routes() {
 
 	h.mux.HandleFunc("GET /static/ui.css", serveStylesheet)
 	h.mux.HandleFunc("/", h.notFound)
+}
+
+// redirectTo returns a handler that sends the browser to path with 303 See
+// Other, for a path that people type with a trailing slash.
+func redirectTo(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, path, http.StatusSeeOther)
+	}
 }
 
 // visit is the state of a request that ServeHTTP collects before a route
