@@ -104,8 +104,18 @@ func (a *adminPages) checkNewMember(errs *formErrors, lang string, r *http.Reque
 	return form, password, len(*errs) == 0
 }
 
+// deleteMemberData is the content of the page that confirms the deletion
+// of a member and lists what goes and what stays.
+type deleteMemberData struct {
+	Name   string // display name
+	Login  string
+	Action string
+}
+
 // deleteMember shows the confirmation page first. After the confirmation,
-// it deletes a member with their app passwords and sessions.
+// it revokes the member's logins, has the services delete the member's
+// data (Options.DeleteUserData), and then deletes the account. When the
+// services fail, the account stays, so that the owner can try again.
 func (a *adminPages) deleteMember(w http.ResponseWriter, r *http.Request) {
 	v := a.requireOwner(w, r)
 	if v == nil {
@@ -130,11 +140,15 @@ func (a *adminPages) deleteMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !confirmed(r) {
-		text := a.t(v.lang, "admin.people.delete.confirm", "name", user.DisplayName, "login", user.Name)
-		a.renderConfirm(w, v, "admin.people.delete.title", text, r.URL.Path, "admin.people.delete.button", "/admin/people")
+		p := a.newPage(v, "admin.people.delete.title")
+		p.Data = deleteMemberData{Name: user.DisplayName, Login: user.Name, Action: r.URL.Path}
+		a.render(w, http.StatusOK, "admin_people_delete", p)
 		return
 	}
 
+	if !a.deleteMemberAccess(w, r, v, user) {
+		return
+	}
 	err = a.accounts.DeleteUser(r.Context(), id)
 	if errors.Is(err, accounts.ErrNotFound) {
 		// Deleted meanwhile, for example from another browser.
@@ -147,4 +161,37 @@ func (a *adminPages) deleteMember(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("member deleted", "user", user.Name, "user_id", id, "by", v.session.User.Name, "source", v.source)
 	http.Redirect(w, r, "/admin/people?notice=member_deleted", http.StatusSeeOther)
+}
+
+// deleteMemberAccess revokes the logins of user and then runs the
+// services' cleanup. Revoking first keeps the member's clients from
+// writing while their data goes. It reports whether both succeeded, and
+// otherwise has written the error page.
+func (a *adminPages) deleteMemberAccess(w http.ResponseWriter, r *http.Request, v *visit, user *accounts.User) bool {
+	err := a.accounts.RevokeAccess(r.Context(), user.ID)
+	if errors.Is(err, accounts.ErrNotFound) {
+		http.Redirect(w, r, "/admin/people?notice=member_deleted", http.StatusSeeOther)
+		return false
+	}
+	if err != nil {
+		a.internalError(w, v, "revoking access of member to delete", err)
+		return false
+	}
+	if a.deleteUserData == nil {
+		return true
+	}
+
+	if err := a.deleteUserData(r.Context(), user.Name); err != nil {
+		a.log.Error("deleting member data failed, account kept", "user", user.Name, "user_id", user.ID,
+			"by", v.session.User.Name, "err", err)
+		p := a.newPage(v, "admin.people.delete.title")
+		p.Data = messageData{
+			Text:     p.Tf("admin.people.delete.failed", "name", user.DisplayName, "login", user.Name, "error", err.Error()),
+			LinkHref: "/admin/people",
+			LinkText: p.T("ui.continue"),
+		}
+		a.render(w, http.StatusInternalServerError, "message", p)
+		return false
+	}
+	return true
 }

@@ -111,6 +111,15 @@ type Options struct {
 	// Mail gives the owner's /admin/mail and the member's /account/mail
 	// their aliases, queue and mbox export.
 	Mail MailServices
+
+	// DeleteUserData removes what the services keep of the member with
+	// the login name: share links, aliases, files, calendars, contacts and
+	// mail. Deleting a member on /admin/people first revokes the member's
+	// logins, then calls it, and deletes the account only when it returns
+	// nil, so that a new member of the same name starts empty. It must
+	// finish a removal that an earlier failed call began. Nil means that
+	// only the account is deleted.
+	DeleteUserData func(ctx context.Context, login string) error
 }
 
 // Handler serves the web interface. It is safe for concurrent use.
@@ -136,6 +145,8 @@ type Handler struct {
 	website WebsitePublisher
 	files   FileStore
 	mail    MailServices
+
+	deleteUserData func(ctx context.Context, login string) error
 
 	localRootFile string
 
@@ -195,7 +206,8 @@ func New(opts Options) (*Handler, error) {
 		admin:    newAdminConfig(opts),
 		wizard:   wizard,
 
-		localRootFile: opts.LocalRootFile,
+		localRootFile:  opts.LocalRootFile,
+		deleteUserData: opts.DeleteUserData,
 	}
 	h.settings = newAgentSettings(h.admin.agentSocket, h.now)
 	rand.Read(h.csrfKey) // returns no error since Go 1.24; it crashes the program instead
