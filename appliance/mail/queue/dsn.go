@@ -91,6 +91,9 @@ func (q *Queue) buildDSN(lang string, m *queuedMessage, failed []failure) ([]byt
 	}
 
 	var msg bytes.Buffer
+	// The bounce has the null sender (RFC 5321 section 4.5.5), and its
+	// delivery to the inbox is final delivery (section 4.4).
+	msg.WriteString("Return-Path: <>\r\n")
 	from := mail.Address{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + q.opts.Hostname}
 	fmt.Fprintf(&msg, "From: %s\r\n", from.String())
 	fmt.Fprintf(&msg, "To: <%s>\r\n", m.from)

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 )
 
@@ -83,4 +84,26 @@ func fieldValues(fields [][]byte, name string) []string {
 		}
 	}
 	return values
+}
+
+// removeFields deletes the header fields whose lowered names are in
+// names, with their continuation lines.
+func removeFields(header []byte, names ...string) []byte {
+	fields, rest := headerFields(header)
+	var out bytes.Buffer
+	out.Grow(len(header))
+	for _, f := range fields {
+		if !slices.Contains(names, fieldName(f)) {
+			out.Write(f)
+		}
+	}
+	out.Write(rest)
+	return out.Bytes()
+}
+
+// returnPathField returns the Return-Path field that final delivery puts
+// at the top of a message (RFC 5321 section 4.4), with the envelope
+// sender from, or "<>" for the null sender of bounces.
+func returnPathField(from string) string {
+	return "Return-Path: <" + from + ">\r\n"
 }

@@ -50,3 +50,12 @@ func FuzzHeaderFields(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoveFields(t *testing.T) {
+	header := "Bcc: a@x.test,\r\n b@x.test\r\nTo: c@x.test\r\nBCC : d@x.test\r\nReturn-Path: <e@x.test>\r\nSubject: Bcc: no\r\n"
+	got := string(removeFields([]byte(header), "bcc", "return-path"))
+	want := "To: c@x.test\r\nSubject: Bcc: no\r\n"
+	if got != want {
+		t.Errorf("removeFields:\ngot  %q\nwant %q", got, want)
+	}
+}

@@ -91,7 +91,10 @@ func (s *inboundSession) Data(r io.Reader) error {
 		msg.header = removeAuthResults(msg.header, c.AuthServID)
 	}
 
-	prefix := []byte(header)
+	// Final delivery replaces any Return-Path that the sender wrote with
+	// the envelope sender (RFC 5321 section 4.4).
+	msg.header = removeFields(msg.header, "return-path")
+	prefix := []byte(returnPathField(s.from) + header)
 	open := func() io.Reader { return msg.reader(prefix) }
 	if err := s.deliverLocal(ctx, s.logins, folder, open); err != nil {
 		return err

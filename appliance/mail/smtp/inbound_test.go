@@ -196,3 +196,39 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestInboundReturnPath guards against a sender's forged Return-Path
+// reaching the inbox: final delivery removes it and puts the envelope
+// sender, or <> for a bounce, at the top of the message.
+func TestInboundReturnPath(t *testing.T) {
+	for _, tc := range []struct {
+		from, want string
+	}{
+		{"someone@sender.test", "Return-Path: <someone@sender.test>\r\n"},
+		{"<>", "Return-Path: <>\r\n"},
+	} {
+		t.Run(tc.from, func(t *testing.T) {
+			e := newTestEnv(t, envOptions{})
+			out, code := e.swaksInbound(t, tc.from, "anna@example.test",
+				"--add-header", "Return-Path: <forged@evil.test>",
+				"--add-header", "return-path:\r\n <forged2@evil.test>")
+			if code != 0 {
+				t.Fatalf("swaks exit code %d, want 0:\n%s", code, out)
+			}
+			msgs := e.deliverer.all()
+			if len(msgs) != 1 {
+				t.Fatalf("got %d deliveries, want 1", len(msgs))
+			}
+			got := string(msgs[0].msg)
+			if !strings.HasPrefix(got, tc.want) {
+				t.Errorf("delivered message does not begin with %q:\n%s", tc.want, got)
+			}
+			if n := strings.Count(strings.ToLower(got), "return-path:"); n != 1 {
+				t.Errorf("delivered message has %d Return-Path fields, want 1:\n%s", n, got)
+			}
+			if strings.Contains(got, "forged") {
+				t.Errorf("delivered message keeps a forged Return-Path:\n%s", got)
+			}
+		})
+	}
+}

@@ -98,6 +98,7 @@ func TestBoxBouncesRejectedRecipient(t *testing.T) {
 		t.Errorf("bounce went to %s/%s, want anna/INBOX", b.login, b.folder)
 	}
 	for _, want := range []string{
+		"Return-Path: <>\r\n", // final delivery of a bounce, RFC 5321 section 4.4
 		"multipart/report; report-type=delivery-status",
 		"Content-Type: message/delivery-status",
 		"Final-Recipient: rfc822; nobody@remote.test",

@@ -173,8 +173,9 @@ func TestInboundBodyFromSpool(t *testing.T) {
 		t.Fatalf("got %d deliveries, want 1", len(msgs))
 	}
 	got := string(msgs[0].msg)
-	if !strings.HasPrefix(got, "Authentication-Results: "+testHost+";") {
-		t.Errorf("delivered message starts with %q, want the box's Authentication-Results", got[:min(len(got), 80)])
+	want := "Return-Path: <a@sender.test>\r\nAuthentication-Results: " + testHost + ";"
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("delivered message starts with %q, want the Return-Path and the box's Authentication-Results", got[:min(len(got), 80)])
 	}
 	if n := strings.Count(got, "Authentication-Results: "+testHost+";"); n != 1 {
 		t.Errorf("delivered message has %d Authentication-Results fields of the box, want 1 (the forged one removed)", n)

@@ -135,6 +135,10 @@ func (s *submissionSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	// Bcc recipients must not be visible to the others (RFC 5322 section
+	// 3.6.3), so no copy keeps the field, as Postfix does by default. A
+	// Return-Path is added only by final delivery (RFC 5321 section 4.4).
+	msg.header = removeFields(msg.header, "bcc", "resent-bcc", "return-path")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -151,7 +155,8 @@ func (s *submissionSession) Data(r io.Reader) error {
 			return err
 		}
 	}
-	open := func() io.Reader { return msg.reader(prefix) }
+	localPrefix := append([]byte(returnPathField(s.from)), prefix...)
+	open := func() io.Reader { return msg.reader(localPrefix) }
 	if err := s.deliverLocal(ctx, local, "INBOX", open); err != nil {
 		return err
 	}

@@ -125,3 +125,56 @@ func TestSubmissionForeignSender(t *testing.T) {
 		t.Errorf("queue has %d entries, want 0", len(entries))
 	}
 }
+
+// TestSubmissionRemovesBcc guards against Bcc recipients being revealed:
+// neither the queued nor the local copy may keep a Bcc or a Resent-Bcc
+// field, and the local copy gets its own Return-Path in place of a forged
+// one.
+func TestSubmissionRemovesBcc(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	out, code := e.swaksSubmit(t, e.submission, "-tls", "anna", e.secret, "anna@example.test",
+		"friend@remote.test,ben@example.test",
+		"--add-header", "Bcc: ben@example.test,\r\n hidden@remote.test",
+		"--add-header", "Resent-Bcc: other@remote.test",
+		"--add-header", "Return-Path: <forged@evil.test>")
+	if code != 0 {
+		t.Fatalf("swaks exit code %d, want 0:\n%s", code, out)
+	}
+	if !strings.Contains(out, "Bcc: ben@example.test") {
+		t.Fatalf("swaks did not send the Bcc field:\n%s", out)
+	}
+
+	entries, err := e.queue.Entries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("got %d queue entries, want 1", len(entries))
+	}
+	queued, err := e.queue.Message(context.Background(), entries[0].MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.deliverer.all()
+	if len(msgs) != 1 || msgs[0].login != "ben" {
+		t.Fatalf("deliveries = %+v, want one to ben", msgs)
+	}
+	local := msgs[0].msg
+
+	for name, msg := range map[string][]byte{"queued": queued, "local": local} {
+		for _, leak := range []string{"Bcc:", "hidden@remote.test", "other@remote.test", "forged@evil.test"} {
+			if strings.Contains(string(msg), leak) {
+				t.Errorf("%s copy contains %q:\n%s", name, leak, msg)
+			}
+		}
+		if !strings.Contains(string(msg), "Subject: submitted") {
+			t.Errorf("%s copy lost the Subject field:\n%s", name, msg)
+		}
+	}
+	if want := "Return-Path: <anna@example.test>\r\n"; !strings.HasPrefix(string(local), want) {
+		t.Errorf("local copy does not begin with %q:\n%s", want, local)
+	}
+	if strings.Contains(string(queued), "Return-Path:") {
+		t.Errorf("queued copy has a Return-Path field, which only final delivery adds:\n%s", queued)
+	}
+}
