@@ -285,6 +285,7 @@ func openUI(ctx context.Context, dbPath, dataDir, wwwDir string, uiOpts webui.Op
 	}
 	uiOpts.Files = svc.files
 	uiOpts.Mail = svc.mail.webUI()
+	uiOpts.DeleteUserData = svc.deleteUserData
 
 	uiOpts.Accounts = store
 	uiOpts.Setup = setup

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/heimwolke/heimwolke/appliance/dav"
@@ -37,11 +38,14 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 	if err != nil {
 		return nil, fmt.Errorf("opening database for the services: %w", err)
 	}
+	quota := fileQuota(dataDir, log)
 	fh, err := files.New(ctx, files.Options{
-		DataDir:    filepath.Join(dataDir, "files"),
-		WebsiteDir: wwwDir,
-		DB:         db,
-		Logger:     log,
+		DataDir:          filepath.Join(dataDir, "files"),
+		WebsiteDir:       wwwDir,
+		DB:               db,
+		QuotaBytes:       quota,
+		SharedQuotaBytes: quota,
+		Logger:           log,
 	})
 	if err != nil {
 		db.Close()
@@ -67,6 +71,31 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 			return webui.BasicAuth(webui.BasicAuthOptions{Accounts: accts, Scope: accounts.ScopeDAV, Protocol: protocol, Logger: log}, h)
 		},
 	}, nil
+}
+
+// deleteUserData removes what the services keep of the member login, for
+// webui.Options.DeleteUserData. The web interface has revoked the member's
+// logins before and deletes the account only when this returns nil. Access
+// goes first (share links, aliases), then the data, so that nothing new
+// arrives for the member while their data is removed. Each step may run
+// again after a failed attempt.
+func (s *services) deleteUserData(ctx context.Context, login string) error {
+	// TODO(mail access): remove the aliases whose target is login here,
+	// before any data goes, so that mail to them is rejected from now on.
+
+	// files.DeleteUser revokes the member's share links before it removes
+	// their home folder.
+	if err := s.files.DeleteUser(ctx, login); err != nil {
+		return err
+	}
+	if err := s.dav.DeleteUser(ctx, login); err != nil {
+		return err
+	}
+
+	// TODO(mail data): delete the member's mailboxes with the mail store's
+	// DeleteUser here. Until then, a deleted member's mail stays on disk
+	// and a new member of the same name receives it.
+	return nil
 }
 
 func (s *services) Close() error {
@@ -108,4 +137,26 @@ func routeOnly(r *http.Request) *http.Request {
 		c.URL.Path += "/"
 	}
 	return c
+}
+
+// File quota rule: each member's home folder, the shared folder and the
+// website folder may each fill quotaShare of the data file system, but at
+// least quotaFloor, so that a small test disk still takes uploads.
+const (
+	quotaShare = 4       // one quarter
+	quotaFloor = 1 << 30 // 1 GiB
+)
+
+// fileQuota returns the quota of one folder under the rule above, from the
+// size of the file system that holds dataDir, measured now. The quota caps
+// each folder alone: several members together may still fill the disk.
+func fileQuota(dataDir string, log *slog.Logger) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dataDir, &st); err != nil {
+		log.Error("measuring the data file system failed, file quota set to the minimum", "path", dataDir, "quota_bytes", quotaFloor, "err", err)
+		return quotaFloor
+	}
+	quota := max(int64(st.Blocks)*int64(st.Bsize)/quotaShare, quotaFloor)
+	log.Info("file quota per folder", "path", dataDir, "quota_bytes", quota)
+	return quota
 }
