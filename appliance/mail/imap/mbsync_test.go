@@ -185,3 +185,39 @@ func sortFlags(s string) string {
 	slices.Sort(b)
 	return string(slices.Compact(b))
 }
+
+// TestDotLevelsRejected guards against mailbox names that break clients
+// which store mailboxes as folders: CREATE and RENAME answer NO for a
+// level that is empty, "." or "..", and mbsync still syncs afterwards
+// (it stopped with "contains '..' component" when such names existed).
+func TestDotLevelsRejected(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	c := dialRaw(t, env)
+	c.login(env)
+	c.mustOK(`CREATE "Projekte"`)
+
+	for _, name := range []string{".", "..", "a/../..", "Projekte/.", "./x", "a//b", "/a"} {
+		_, status := c.run(fmt.Sprintf("CREATE %q", name))
+		if !strings.HasPrefix(status, "NO [CANNOT]") || !strings.Contains(status, `"." or ".."`) {
+			t.Errorf("CREATE %q: status %q, want NO [CANNOT] naming the rule", name, status)
+		}
+		_, status = c.run(fmt.Sprintf("RENAME Projekte %q", name))
+		if !strings.HasPrefix(status, "NO [CANNOT]") {
+			t.Errorf("RENAME Projekte %q: status %q, want NO [CANNOT]", name, status)
+		}
+	}
+	// Dots inside a level stay allowed.
+	c.mustOK(`CREATE "Projekte/v1.2"`)
+	c.mustOK(`CREATE "...Notizen"`)
+
+	local := filepath.Join(env.dir, "Mail")
+	if err := os.Mkdir(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runMbsync(t, env, local)
+	for _, folder := range []string{"Projekte", "Projekte/v1.2", "...Notizen"} {
+		if _, err := os.Stat(filepath.Join(local, folder, "cur")); err != nil {
+			t.Errorf("mailbox %s was not synced: %v", folder, err)
+		}
+	}
+}

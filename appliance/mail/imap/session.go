@@ -117,6 +117,8 @@ func (s *Server) storeError(err error) error {
 		return no(imap.ResponseCodeOverQuota, "Mail quota exceeded")
 	case errors.Is(err, store.ErrTooBig):
 		return no(imap.ResponseCodeTooBig, "Message too big")
+	case errors.Is(err, store.ErrInvalidLevel):
+		return no(imap.ResponseCodeCannot, `Invalid mailbox name: no level may be empty, "." or ".."`)
 	case errors.Is(err, store.ErrInvalidName):
 		return no(imap.ResponseCodeCannot, "Invalid mailbox name or operation")
 	}

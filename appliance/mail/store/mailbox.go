@@ -84,7 +84,7 @@ func validateName(name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("%w %q: not UTF-8", ErrInvalidName, name)
 	case name[0] == Delimiter || name[len(name)-1] == Delimiter || strings.Contains(name, "//"):
-		return fmt.Errorf("%w %q: empty level", ErrInvalidName, name)
+		return fmt.Errorf("%w: %q", ErrInvalidLevel, name)
 	case strings.ContainsAny(name, "*%"):
 		// RFC 9051 section 5.1: the LIST wildcards may not be part of a name.
 		return fmt.Errorf("%w %q: contains * or %%", ErrInvalidName, name)
@@ -92,6 +92,20 @@ func validateName(name string) error {
 	for _, r := range name {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("%w %q: contains a control character", ErrInvalidName, name)
+		}
+	}
+	return nil
+}
+
+// validateNewName is validateName for a mailbox that CREATE or RENAME
+// makes: no level may be "." or "..". Clients that store each mailbox as
+// a folder reject such a name (mbsync stops with "contains '..'
+// component"), and a path built from it would leave its parent. Existing
+// mailboxes with such names can still be selected, renamed and deleted.
+func validateNewName(name string) error {
+	for level := range strings.SplitSeq(name, string(Delimiter)) {
+		if level == "." || level == ".." {
+			return fmt.Errorf("%w: %q", ErrInvalidLevel, name)
 		}
 	}
 	return nil
@@ -177,10 +191,14 @@ func createMailbox(ctx context.Context, tx *sql.Tx, login, name, specialUse stri
 }
 
 // CreateMailbox creates a mailbox. specialUse is an RFC 6154 attribute or "".
-// Missing parent levels are created too (RFC 9051 section 6.3.4).
+// Missing parent levels are created too (RFC 9051 section 6.3.4). A name
+// with an empty, "." or ".." level fails with ErrInvalidLevel.
 func (s *Store) CreateMailbox(ctx context.Context, login, name, specialUse string) error {
 	name, err := CanonicalName(name)
 	if err != nil {
+		return err
+	}
+	if err := validateNewName(name); err != nil {
 		return err
 	}
 	switch specialUse {
@@ -350,6 +368,9 @@ func (s *Store) RenameMailbox(ctx context.Context, login, oldName, newName strin
 	}
 	newName, err = CanonicalName(newName)
 	if err != nil {
+		return err
+	}
+	if err := validateNewName(newName); err != nil {
 		return err
 	}
 	if err := s.EnsureUser(ctx, login); err != nil {

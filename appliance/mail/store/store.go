@@ -26,6 +26,10 @@ var (
 	ErrTooBig        = errors.New("message too big")
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrInvalidLogin  = errors.New("invalid login name")
+
+	// ErrInvalidLevel means that a level of a mailbox name is empty, or
+	// "." or ".." in a new name. It matches ErrInvalidName too.
+	ErrInvalidLevel = fmt.Errorf(`%w: a level is empty, "." or ".."`, ErrInvalidName)
 )
 
 // Options configures a Store. The zero value of each field selects its
