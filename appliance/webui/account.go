@@ -159,8 +159,10 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/account?notice=password_changed", http.StatusSeeOther)
 }
 
+// defaultAccountForm returns the app password form with mail and DAV
+// ticked. Chat stays unticked because the box has no chat server yet.
 func defaultAccountForm() accountData {
-	return accountData{Scopes: map[string]bool{"mail": true, "dav": true, "xmpp": true}}
+	return accountData{Scopes: map[string]bool{"mail": true, "dav": true}}
 }
 
 // createAppPassword creates an app password and sends the browser to the

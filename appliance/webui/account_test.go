@@ -136,3 +136,13 @@ func TestAccountTrailingSlashRedirects(t *testing.T) {
 	logIn(t, b, "anna", ownerPassword)
 	wantRedirect(t, b.get("/account/"), "/account")
 }
+
+// TestAppPasswordFormLeavesChatOff guards against an app password form that
+// ticks chat while the box has no chat server. The option stays.
+func TestAppPasswordFormLeavesChatOff(t *testing.T) {
+	env := setupDone(t)
+	b := newBrowser(t, env.h, lanAddr)
+	logIn(t, b, "anna", ownerPassword)
+	res := b.get("/account")
+	wantBody(t, res, `value="mail" checked`, `value="dav" checked`, `id="scope-xmpp" name="scope" value="xmpp">`)
+}

@@ -26,6 +26,10 @@ type dashboardData struct {
 	Agent agentInfo
 	Mail  mailView
 
+	// ChatPorts is set while the settings have chat on, so that the manual
+	// port forwarding lists the XMPP ports too.
+	ChatPorts bool
+
 	// Storage is nil when the data folder could not be measured.
 	Storage *storageInfo
 
@@ -82,6 +86,7 @@ func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
 		Started:         a.started,
 		Agent:           a.agentInfo(r.Context(), v.lang),
 		Mail:            a.mailView(r.Context()),
+		ChatPorts:       a.chatOn(r.Context()),
 		Storage:         a.storageInfo(v.lang),
 		RebootAvailable: a.rebooter.Available(),
 	}
@@ -121,6 +126,13 @@ func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 		info.LocalRoot = a.localRootView(lang)
 	}
 	return info
+}
+
+// chatOn reports whether the agent's settings have chat on. It returns
+// false when the settings cannot be read, and mailView logs that.
+func (a *adminPages) chatOn(ctx context.Context) bool {
+	settings, err := a.settings.get(ctx)
+	return err == nil && settings.Services.Chat
 }
 
 // agentProblem returns the catalog key that explains err from the agent's

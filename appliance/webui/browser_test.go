@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -420,8 +421,9 @@ func browserAgentStatus() control.Status {
 
 func runAccount(t *testing.T, b *tab, env *testEnv, lang string) {
 	b.fill("app_name", "Handy")
-	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.ID("scope-xmpp"))); err != nil {
-		t.Fatal(err)
+	// The box has no chat server yet, so chat starts unticked.
+	if b.eval(`document.getElementById("scope-xmpp").checked`) {
+		t.Error("chat (XMPP) is ticked on the app password form, want unticked")
 	}
 	b.click("create-app-password")
 	secret := b.text("app-password-secret")
@@ -431,6 +433,9 @@ func runAccount(t *testing.T, b *tab, env *testEnv, lang string) {
 	loopback := netip.MustParseAddr("127.0.0.1")
 	if _, err := env.accounts.CheckAppPassword(ctx, "anna", secret, loopback, "dav", accounts.ScopeDAV); err != nil {
 		t.Errorf("app password %q from the page for DAV: %v", secret, err)
+	}
+	if _, err := env.accounts.CheckAppPassword(ctx, "anna", secret, loopback, "xmpp", accounts.ScopeXMPP); !errors.Is(err, accounts.ErrBadCredentials) {
+		t.Errorf("app password %q from the page for XMPP: got %v, want ErrBadCredentials", secret, err)
 	}
 	b.open("/account")
 	if b.eval(`document.getElementById("app-password-secret") !== null`) {

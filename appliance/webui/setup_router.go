@@ -36,13 +36,22 @@ func defaultServices() control.ServiceSettings {
 	return s
 }
 
+// routerPorts returns the ports that the router step lists: those of every
+// service, because the services step comes later, except the chat ports
+// while chat is off, which it is by default.
+func routerPorts(chosen control.ServiceSettings) []control.Port {
+	s := allServices()
+	s.Chat = chosen.Chat
+	return s.Ports()
+}
+
 func (h *Handler) routerStep(w http.ResponseWriter, r *http.Request) {
 	d := h.draftOf(r)
 	if !needSteps(w, r, d, stepRouter) {
 		return
 	}
 	p := h.wizardPage(visitOf(r), d.Lang, stepRouter)
-	p.Data = routerData{Router: d.Router, Ports: allServices().Ports(), LANOnly: d.Domain.LANOnly()}
+	p.Data = routerData{Router: d.Router, Ports: routerPorts(d.Services), LANOnly: d.Domain.LANOnly()}
 	h.render(w, http.StatusOK, "setup_router", p)
 }
 

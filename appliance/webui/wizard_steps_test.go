@@ -379,3 +379,21 @@ func TestWizardApplyTakesServicesAndRouter(t *testing.T) {
 		t.Errorf("updates: got %+v, want %+v", s.Updates, want)
 	}
 }
+
+// TestRouterStepListsChatPortsOnlyWithChat guards against a router step
+// that asks for the XMPP ports while the household has no chat: they show
+// only once chat is chosen on the services step.
+func TestRouterStepListsChatPortsOnlyWithChat(t *testing.T) {
+	env := newTestEnv(t)
+	b := newBrowser(t, env.h, lanAddr)
+	toDomainStep(t, b, "de")
+	wantRedirect(t, b.submit("/setup/domain", "/setup/domain", form(
+		"domain", "familie-mueller.de", "domain_mode", "hetzner", "hetzner_token", "abc")), "/setup/router")
+
+	res := b.get("/setup/router")
+	wantBody(t, res, "<dt>25</dt>", "<dt>443</dt>", "<dt>993</dt>")
+	wantNotInBody(t, res, "<dt>5222</dt>", "<dt>5223</dt>", "<dt>5269</dt>", "XMPP")
+
+	walkLaterSteps(t, b) // ticks chat on the services step
+	wantBody(t, b.get("/setup/router"), "<dt>5222</dt>", "<dt>5223</dt>", "<dt>5269</dt>")
+}
