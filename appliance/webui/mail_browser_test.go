@@ -46,4 +46,3 @@ func TestBrowserMailAdminFitsPhone(t *testing.T) {
 		t.Error(`the type="email" address field lacks the text field style`)
 	}
 }
-
