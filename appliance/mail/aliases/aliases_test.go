@@ -362,3 +362,52 @@ func FuzzLookup(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoveTarget(t *testing.T) {
+	ctx := context.Background()
+	d := newTestDirectory(t)
+	for address, login := range map[string]string{
+		"info@example.test":    "ben",
+		"kontakt@example.test": "Ben",
+		"abuse@example.test":   "ben",
+		"team@example.test":    "anna",
+	} {
+		if err := d.Add(ctx, address, login); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.SetCatchAll(ctx, testDomain, "ben"); err != nil {
+		t.Fatal(err)
+	}
+
+	removed, err := d.RemoveTarget(ctx, "BEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "@example.test,abuse@example.test,info@example.test,kontakt@example.test"
+	if got := strings.Join(removed, ","); got != want {
+		t.Errorf("RemoveTarget(BEN) = %s, want %s", got, want)
+	}
+
+	list, err := d.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0] != (Alias{Address: "team@example.test", Login: "anna"}) {
+		t.Errorf("aliases after RemoveTarget = %+v, want only team@ for anna", list)
+	}
+	if catchAlls, _ := d.CatchAlls(ctx); len(catchAlls) != 0 {
+		t.Errorf("catch-alls after RemoveTarget = %+v, want none", catchAlls)
+	}
+	if got, _ := d.Lookup(ctx, "abuse@example.test"); got != "anna" {
+		t.Errorf("Lookup(abuse@) after RemoveTarget = %q, want the owner anna", got)
+	}
+	if _, err := d.Lookup(ctx, "info@example.test"); !errors.Is(err, smtp.ErrUnknownRecipient) {
+		t.Errorf("Lookup(info@) after RemoveTarget: got %v, want ErrUnknownRecipient", err)
+	}
+
+	removed, err = d.RemoveTarget(ctx, "ben")
+	if err != nil || len(removed) != 0 {
+		t.Errorf("second RemoveTarget(ben) = %v, %v; want nothing, nil", removed, err)
+	}
+}

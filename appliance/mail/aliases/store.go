@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/heimwolke/heimwolke/packages/sqlitedb"
@@ -179,4 +180,54 @@ func (s *Store) ClearCatchAll(ctx context.Context, domain string) error {
 		return fmt.Errorf("clearing catch-all of %q: %w", domain, err)
 	}
 	return nil
+}
+
+// RemoveTarget deletes every alias and catch-all whose mail goes to login,
+// for a member who leaves the box, in one transaction. It returns what it
+// removed, ordered: alias addresses such as "info@example.org", and a
+// catch-all as "@" and its domain, such as "@example.org". Each alias has
+// exactly one login, so an alias is removed as a whole. A login without
+// aliases is no error.
+func (s *Store) RemoveTarget(ctx context.Context, login string) (removed []string, err error) {
+	login = strings.ToLower(strings.TrimSpace(login))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("removing aliases of %q: %w", login, err)
+	}
+	defer tx.Rollback()
+
+	for _, query := range []string{
+		`DELETE FROM mailaliases_aliases WHERE login = ? RETURNING address`,
+		`DELETE FROM mailaliases_catchall WHERE login = ? RETURNING '@' || domain`,
+	} {
+		addresses, err := deleteReturning(ctx, tx, query, login)
+		if err != nil {
+			return nil, fmt.Errorf("removing aliases of %q: %w", login, err)
+		}
+		removed = append(removed, addresses...)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("removing aliases of %q: %w", login, err)
+	}
+	slices.Sort(removed)
+	return removed, nil
+}
+
+// deleteReturning runs a DELETE ... RETURNING query and returns the
+// returned column.
+func deleteReturning(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var values []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		values = append(values, v)
+	}
+	return values, rows.Err()
 }
