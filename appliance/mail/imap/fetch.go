@@ -16,6 +16,9 @@ import (
 // from the index; the message file is read only for body parts, BINARY and
 // BODYSTRUCTURE.
 func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	sel := sess.selected
 	targets := sel.live.resolve(sel.tracker, numSet)
 	if len(targets) == 0 {

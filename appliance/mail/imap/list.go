@@ -12,6 +12,9 @@ import (
 // List serves LIST and LSUB, with the LIST-EXTENDED selection and return
 // options of RFC 5258, SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819).
 func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if len(patterns) == 0 {
 		// RFC 9051 section 6.3.9: an empty pattern requests the delimiter.
 		// imapserver drops empty patterns, so none are left.

@@ -187,9 +187,9 @@ func sortFlags(s string) string {
 }
 
 // TestDotLevelsRejected guards against mailbox names that break clients
-// which store mailboxes as folders: CREATE and RENAME answer NO for a
-// level that is empty, "." or "..", and mbsync still syncs afterwards
-// (it stopped with "contains '..' component" when such names existed).
+// which store mailboxes as folders: mbsync stopped with "contains '..'
+// component" once such a name existed. CREATE and RENAME fail with NO for
+// a level that is empty, "." or "..", and mbsync still syncs afterwards.
 func TestDotLevelsRejected(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	c := dialRaw(t, env)

@@ -12,6 +12,9 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.Respon
 // Store changes flags (RFC 9051 section 6.4.6) and, unless .SILENT, sends
 // the new flags back.
 func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	sel := sess.selected
 	if sel.readOnly {
 		return errReadOnly
@@ -40,6 +43,9 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 // EXPUNGE, RFC 4315 section 2.1). The EXPUNGE responses reach this session
 // through its tracker when imapserver polls after the command.
 func (sess *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	sel := sess.selected
 	if sel.readOnly {
 		return errReadOnly
@@ -69,6 +75,9 @@ func copyData(res *store.CopyResult) *imap.CopyData {
 // Copy copies messages to another mailbox (RFC 9051 section 6.4.7) and
 // reports their new UIDs (RFC 4315 COPYUID).
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	if err := sess.checkLogin(); err != nil {
+		return nil, err
+	}
 	sel := sess.selected
 	targets := sel.live.resolve(sel.tracker, numSet)
 	if len(targets) == 0 {
@@ -84,6 +93,9 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 // Move moves messages to another mailbox (RFC 6851). The EXPUNGE responses
 // follow the COPYUID response when imapserver polls after the command.
 func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	sel := sess.selected
 	if sel.readOnly {
 		return errReadOnly

@@ -20,6 +20,9 @@ import (
 // the mailbox's index rows. Header keys use the indexed header sections,
 // and only BODY and TEXT read message files.
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	if err := sess.checkLogin(); err != nil {
+		return nil, err
+	}
 	sel := sess.selected
 	all := sel.live.resolve(sel.tracker, imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}})
 	sc := &searchContext{

@@ -48,6 +48,11 @@ type Options struct {
 	// LoginTimeout closes a connection that has not logged in after this
 	// long. Default 1 min.
 	LoginTimeout time.Duration
+
+	// LoginCheckInterval is how often a logged-in session checks that its
+	// app password and its user still exist, on its next command or while
+	// it idles, and ends with BYE when not. Default 30 s.
+	LoginCheckInterval time.Duration
 }
 
 // imapserver v2.0.0-beta.9 fixes further limits. A command line may have at
@@ -73,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LoginTimeout <= 0 {
 		o.LoginTimeout = time.Minute
+	}
+	if o.LoginCheckInterval <= 0 {
+		o.LoginCheckInterval = 30 * time.Second
 	}
 	return o
 }

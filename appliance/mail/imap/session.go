@@ -22,9 +22,15 @@ type session struct {
 	conn *imapserver.Conn
 	addr netip.Addr
 
-	mu         sync.Mutex // guards login against loginTimedOut
-	login      string     // empty until Login succeeds
-	loginTimer *time.Timer
+	// mu guards the login fields against loginTimedOut and the
+	// checkLogin calls of watchLogin, and selected between Idle and Close.
+	mu            sync.Mutex
+	login         string // empty until Login succeeds
+	userID        int64
+	appPasswordID int64     // the app password that Login accepted
+	loginChecked  time.Time // last time checkLogin asked the accounts store
+	revoked       bool      // checkLogin found the login revoked and sent BYE
+	loginTimer    *time.Timer
 
 	selected *selection
 }
@@ -53,13 +59,16 @@ func (sess *session) loginTimedOut() {
 // Close releases the connection's counts and selected mailbox.
 func (sess *session) Close() error {
 	sess.loginTimer.Stop()
-	if sess.selected != nil {
-		sess.srv.closeLive(sess.selected.live, sess.selected.tracker)
-		sess.selected = nil
-	}
+	// imapserver v2.0.0-beta.9 does not wait for Idle to return when the
+	// connection fails during IDLE, so Close and Idle share mu.
 	sess.mu.Lock()
+	selected := sess.selected
+	sess.selected = nil
 	login := sess.login
 	sess.mu.Unlock()
+	if selected != nil {
+		sess.srv.closeLive(selected.live, selected.tracker)
+	}
 	if login != "" {
 		sess.srv.releaseUser(login)
 	}
@@ -68,12 +77,13 @@ func (sess *session) Close() error {
 }
 
 // Login checks an app password with the mail scope. The failure counting
-// and throttling happen in accounts.CheckAppPassword.
+// and throttling happen in accounts.CheckAppPassword. The session keeps
+// the app password's id for checkLogin.
 func (sess *session) Login(username, password string) error {
 	// Mail clients often send the whole address. Only the local part names
 	// the account, and the app password proves it.
 	name, _, _ := strings.Cut(username, "@")
-	u, err := sess.srv.opts.Accounts.CheckAppPassword(sess.ctx(), name, password, sess.addr, "imap", accounts.ScopeMail)
+	u, appPasswordID, err := sess.srv.opts.Accounts.CheckAppPasswordID(sess.ctx(), name, password, sess.addr, "imap", accounts.ScopeMail)
 	switch {
 	case errors.Is(err, accounts.ErrBadCredentials):
 		return imapserver.ErrAuthFailed
@@ -95,7 +105,8 @@ func (sess *session) Login(username, password string) error {
 		return sess.srv.storeError(err)
 	}
 	sess.mu.Lock()
-	sess.login = u.Name
+	sess.login, sess.userID, sess.appPasswordID = u.Name, u.ID, appPasswordID
+	sess.loginChecked = time.Now()
 	sess.mu.Unlock()
 	sess.loginTimer.Stop()
 	sess.srv.logger.Debug("imap: login", "user", u.Name, "remote_addr", sess.addr.String())
@@ -146,6 +157,9 @@ func (sess *session) AppendLimit() uint32 {
 }
 
 func (sess *session) Create(name string, options *imap.CreateOptions) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	name = strings.TrimSuffix(name, string(store.Delimiter)) // RFC 9051 section 6.3.4
 	specialUse := ""
 	if options != nil && len(options.SpecialUse) > 0 {
@@ -166,6 +180,9 @@ func (sess *session) Create(name string, options *imap.CreateOptions) error {
 }
 
 func (sess *session) Delete(name string) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if err := sess.srv.opts.Store.DeleteMailbox(sess.ctx(), sess.login, name); err != nil {
 		return sess.srv.storeError(err)
 	}
@@ -173,6 +190,9 @@ func (sess *session) Delete(name string) error {
 }
 
 func (sess *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if err := sess.srv.opts.Store.RenameMailbox(sess.ctx(), sess.login, oldName, newName); err != nil {
 		return sess.srv.storeError(err)
 	}
@@ -180,6 +200,9 @@ func (sess *session) Rename(oldName, newName string, _ *imap.RenameOptions) erro
 }
 
 func (sess *session) Subscribe(name string) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if err := sess.srv.opts.Store.SetSubscribed(sess.ctx(), sess.login, name, true); err != nil {
 		return sess.srv.storeError(err)
 	}
@@ -187,6 +210,9 @@ func (sess *session) Subscribe(name string) error {
 }
 
 func (sess *session) Unsubscribe(name string) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if err := sess.srv.opts.Store.SetSubscribed(sess.ctx(), sess.login, name, false); err != nil {
 		return sess.srv.storeError(err)
 	}
@@ -194,6 +220,9 @@ func (sess *session) Unsubscribe(name string) error {
 }
 
 func (sess *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	if err := sess.checkLogin(); err != nil {
+		return nil, err
+	}
 	m, err := sess.srv.opts.Store.Mailbox(sess.ctx(), sess.login, name)
 	if err != nil {
 		return nil, sess.srv.storeError(err)
@@ -237,6 +266,9 @@ func (sess *session) statusData(m *store.Mailbox, options *imap.StatusOptions) (
 }
 
 func (sess *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	if err := sess.checkLogin(); err != nil {
+		return nil, err
+	}
 	validity, uid, err := sess.srv.opts.Store.Append(sess.ctx(), sess.login, name, r, storeFlags(options.Flags), options.Time, nil)
 	if err != nil {
 		return nil, sess.srv.tryCreate(err)
@@ -245,6 +277,9 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 }
 
 func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	if err := sess.checkLogin(); err != nil {
+		return nil, err
+	}
 	m, err := sess.srv.opts.Store.Mailbox(sess.ctx(), sess.login, name)
 	if err != nil {
 		return nil, sess.srv.storeError(err)
@@ -290,6 +325,9 @@ func (sess *session) Unselect() error {
 }
 
 func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
 	if sess.selected == nil {
 		return nil
 	}
@@ -297,11 +335,18 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if sess.selected == nil {
+	if err := sess.checkLogin(); err != nil {
+		return err
+	}
+	go sess.watchLogin(stop)
+	sess.mu.Lock()
+	selected := sess.selected
+	sess.mu.Unlock()
+	if selected == nil {
 		<-stop
 		return nil
 	}
-	return sess.selected.tracker.Idle(w, stop)
+	return selected.tracker.Idle(w, stop)
 }
 
 // codeUseAttr is the USEATTR response code of RFC 6154 section 6.
