@@ -213,6 +213,24 @@ func TestServicesOnHTTPS(t *testing.T) {
 		}
 	}
 
+	// An HTML file opened at its DAV address must not run on the web
+	// interface's origin.
+	page := filepath.Join(dir, "page.html")
+	if err := os.WriteFile(page, []byte("<script>alert(1)</script>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := request(login, "-T", page, base+"/dav/files/anna/page.html"); got != "201" {
+		t.Fatalf("HTML upload: status %s, want 201", got)
+	}
+	headers, err := exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "localhost:"+port+":127.0.0.1",
+		"-u", login, "-D", "-", "-o", "/dev/null", base+"/dav/files/anna/page.html").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl GET page.html: %v\n%s", err, headers)
+	}
+	if !strings.Contains(strings.ToLower(string(headers)), "content-security-policy: sandbox;") {
+		t.Errorf("GET of an HTML file over DAV lacks the CSP sandbox:\n%s", headers)
+	}
+
 	// curl speaks IMAP too: listing the mailboxes shows the standard
 	// folders that the store makes for every user.
 	_, imapPort, _ := net.SplitHostPort(imapsAddr)

@@ -107,11 +107,11 @@ func (s *services) Close() error {
 // HTTPS only, because Basic auth sends the password with every request.
 func (s *services) httpsHandler(front http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	fileDAV := s.auth("webdav", s.files)
+	fileDAV := sandboxed(s.auth("webdav", s.files))
 	for _, prefix := range []string{files.HomePrefix, files.SharedPrefix, files.WebsitePrefix} {
 		mux.Handle(prefix, fileDAV)
 	}
-	mux.Handle(dav.Prefix, s.auth("dav", s.dav))
+	mux.Handle(dav.Prefix, sandboxed(s.auth("dav", s.dav)))
 	// The discovery redirects (RFC 6764) need no login.
 	mux.Handle("/.well-known/caldav", s.dav)
 	mux.Handle("/.well-known/carddav", s.dav)
@@ -124,6 +124,19 @@ func (s *services) httpsHandler(front http.Handler) http.Handler {
 			return
 		}
 		h, _ := mux.Handler(routeOnly(r))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sandboxed sets headers that keep a browser from running what the DAV
+// handler h returns: a member's HTML file opened at its DAV address would
+// otherwise run its scripts on the web interface's origin. The CSP sandbox
+// gives such a page an origin of its own and no scripts; DAV clients ignore
+// both headers.
+func sandboxed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
 }
