@@ -181,7 +181,7 @@ func TestMailAdminQueue(t *testing.T) {
 			wantStatus(t, res, http.StatusOK)
 			wantBody(t, res,
 				"oma@example.net", "shop@example.com", "new@example.org",
-				"<td>3</td>",
+				`">3</td>`,
 				htmlEscape(cat.T(lang, "mailui.queue.reason.unreachable")),
 				htmlEscape(cat.T(lang, "mailui.queue.reason.deferred")),
 				htmlEscape(cat.T(lang, "mailui.queue.reason.waiting")),
