@@ -51,6 +51,11 @@ type agentInfo struct {
 
 	Status control.Status
 
+	// DNSProvider is the display name of the status's DNS provider, as
+	// the wizard names it, or its id for a provider that this version
+	// does not know.
+	DNSProvider string
+
 	// Certificate, Network and Ports are the views of the status's fields
 	// of the same names, nil where the status has none. Records are the
 	// DNS records.
@@ -119,6 +124,7 @@ func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 	hostname := ""
 	if status.DNS != nil {
 		info.Records = newRecordViews(status.DNS.Records)
+		info.DNSProvider = a.dnsProviderName(lang, status.DNS.Provider)
 		hostname = status.DNS.Hostname
 	}
 	info.Rebind = a.newRebindView(status.Network, hostname)
@@ -133,6 +139,16 @@ func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 func (a *adminPages) chatOn(ctx context.Context) bool {
 	settings, err := a.settings.get(ctx)
 	return err == nil && settings.Services.Chat
+}
+
+// dnsProviderName returns the wizard's name for the DNS provider id in
+// lang, or id itself if it is not one of control's DNS constants.
+func (a *adminPages) dnsProviderName(lang, id string) string {
+	switch id {
+	case control.DNSHetzner, control.DNSRFC2136, control.DNSDeSEC, control.DNSDynDNS2:
+		return a.t(lang, "setup.domain.mode."+id)
+	}
+	return id
 }
 
 // agentProblem returns the catalog key that explains err from the agent's

@@ -286,7 +286,7 @@ func TestDashboardAgentUp(t *testing.T) {
 	wantStatus(t, res, http.StatusOK)
 	wantBody(t, res,
 		"v1.2.3-test", "v9.8.7-agent", `id="agent-state">läuft<`,
-		"198.51.100.7", "2001:db8::7", "desec", "box.example.org",
+		"198.51.100.7", "2001:db8::7", `id="dns-provider">deSEC (dedyn.io)<`, "box.example.org",
 		"example.org, mail.example.org", "läuft bald ab",
 		"lädt herunter", "v9.9.0",
 		// This agent serves no settings, so the mail state is unknown.
@@ -320,8 +320,8 @@ func TestDashboardAgentDown(t *testing.T) {
 	cases := []struct {
 		name, socket, problem string
 	}{
-		{"no socket", filepath.Join(t.TempDir(), "missing.sock"), "Der Steuer-Socket des Agenten fehlt"},
-		{"stale socket", stale, "nimmt an seinem Steuer-Socket keine Verbindungen an"},
+		{"no socket", filepath.Join(t.TempDir(), "missing.sock"), "Die Weboberfläche findet den Agenten nicht"},
+		{"stale socket", stale, "Der Agent nimmt keine Anfragen der Weboberfläche an"},
 		{"error reply", failing, "Der Agent hat mit einem Fehler geantwortet"},
 	}
 	for _, c := range cases {
@@ -526,7 +526,7 @@ func TestRebootFailure(t *testing.T) {
 	env.owner.get("/admin")
 	res := env.owner.post("/admin/reboot", form("confirm", "yes"))
 	wantStatus(t, res, http.StatusBadGateway)
-	wantBody(t, res, "Zieh den Stecker der Box")
+	wantBody(t, res, "Ziehe den Stecker der Box")
 	wantNotInBody(t, res, "gokrazy said no")
 }
 

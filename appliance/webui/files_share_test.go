@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heimwolke/heimwolke/packages/accounts"
 )
@@ -100,8 +101,10 @@ func (s *shareStore) CreateShareLink(ctx context.Context, user *accounts.User, l
 	return "", errNotInFake
 }
 
+// ShareLinks returns the drop box and a file link that expires.
 func (s *shareStore) ShareLinks(ctx context.Context, user *accounts.User) ([]ShareLink, error) {
-	return nil, errNotInFake
+	expiring := ShareLink{ID: 8, Owner: "anna", Folder: "home", Path: "bericht.pdf", Expires: time.Date(2030, 1, 2, 12, 0, 0, 0, time.Local)}
+	return []ShareLink{dropBox, expiring}, nil
 }
 
 func (s *shareStore) RevokeShareLink(ctx context.Context, user *accounts.User, id int64) error {
@@ -112,6 +115,17 @@ func (s *shareStore) RevokeShareLink(ctx context.Context, user *accounts.User, i
 // handler whose files are a shareStore.
 func shareEnv(t *testing.T) (*browser, *shareStore) {
 	t.Helper()
+	h, store := shareHandler(t)
+	visitor := newBrowser(t, h, internetAddr)
+	visitor.tls = true
+	visitor.acceptLanguage = "de"
+	return visitor, store
+}
+
+// shareHandler returns a handler after the setup whose files are a
+// shareStore.
+func shareHandler(t *testing.T) (*Handler, *shareStore) {
+	t.Helper()
 	env := setupDone(t)
 	store := &shareStore{uploaded: map[string]string{}}
 	h, err := New(Options{
@@ -121,10 +135,19 @@ func shareEnv(t *testing.T) (*browser, *shareStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	visitor := newBrowser(t, h, internetAddr)
-	visitor.tls = true
-	visitor.acceptLanguage = "de"
-	return visitor, store
+	return h, store
+}
+
+// TestShareListValidity guards against "Gültig bis: bis zum Widerruf" for a
+// link without an end: such a link is listed as valid until revoked.
+func TestShareListValidity(t *testing.T) {
+	h, _ := shareHandler(t)
+	b := newBrowser(t, h, lanAddr)
+	logIn(t, b, "anna", ownerPassword)
+	res := b.get("/files/shares")
+	wantStatus(t, res, http.StatusOK)
+	wantBody(t, res, "<dt>Gültig</dt><dd>bis Du ihn widerrufst</dd>", "<dt>Gültig bis</dt><dd>02.01.2030, 12:00</dd>")
+	wantNotInBody(t, res, "bis zum Widerruf")
 }
 
 // TestShareUnlockFormWithoutPasswordRules guards against the unlock form

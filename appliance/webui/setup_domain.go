@@ -125,7 +125,7 @@ func (h *Handler) checkDomainStep(errs *formErrors, lang string, dd *domainDraft
 
 	ascii, problem := normalizeDomain(dd.Name)
 	if problem != "" {
-		errs.add("domain", h.t(lang, problem, "name", dd.Name))
+		errs.add("domain", h.domainMessage(lang, problem, dd.Name))
 	}
 	switch dd.Mode {
 	case control.DNSHetzner:
@@ -139,6 +139,13 @@ func (h *Handler) checkDomainStep(errs *formErrors, lang string, dd *domainDraft
 	}
 }
 
+// domainMessage returns the message for a problem of the typed domain.
+// The message about a long label names that label and its length.
+func (h *Handler) domainMessage(lang, problem, typed string) string {
+	label, length := longLabel(typed)
+	return h.t(lang, problem, "name", typed, "label", label, "n", length)
+}
+
 func (h *Handler) checkRFC2136(errs *formErrors, lang string, dd *domainDraft, domain, secret string) {
 	if _, problem, fault := normalizeHostPort(dd.RFC2136Server, 53); problem != "" {
 		errs.add("rfc2136_server", h.t(lang, problem, "value", fault))
@@ -147,7 +154,7 @@ func (h *Handler) checkRFC2136(errs *formErrors, lang string, dd *domainDraft, d
 		zone, problem := normalizeDomain(dd.RFC2136Zone)
 		switch {
 		case problem != "":
-			errs.add("rfc2136_zone", h.t(lang, problem, "name", dd.RFC2136Zone))
+			errs.add("rfc2136_zone", h.domainMessage(lang, problem, dd.RFC2136Zone))
 		case domain != "" && !control.InZone(domain, zone):
 			errs.add("rfc2136_zone", h.t(lang, "validate.rfc2136_zone.outside", "zone", displayDomain(zone), "name", displayDomain(domain)))
 		}

@@ -220,6 +220,23 @@ func hostNameProblem(ascii string) string {
 	return ""
 }
 
+// longLabel returns the first label of a typed domain whose ASCII form is
+// longer than 63 characters, the limit of RFC 1035 section 2.3.4, as typed
+// and with the length of its ASCII form. It returns "" and 0 when no label
+// is too long.
+func longLabel(typed string) (label string, length int) {
+	for _, l := range strings.Split(strings.TrimSuffix(strings.TrimSpace(typed), "."), ".") {
+		ascii, err := idna.Lookup.ToASCII(l)
+		if err != nil {
+			ascii = l
+		}
+		if len(ascii) > 63 {
+			return l, len(ascii)
+		}
+	}
+	return "", 0
+}
+
 // normalizeHost converts a typed server name or IP address to the form in
 // the settings: an IP address as parsed, a name in lowercase ASCII. Unlike
 // a domain, a name of one label is allowed.

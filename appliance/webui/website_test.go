@@ -195,7 +195,7 @@ func TestWebsiteUploadRejectsArchive(t *testing.T) {
 	}{
 		{"traversal", zipOf(t, "../../etc/cron.d/x", "boom"), http.StatusUnprocessableEntity, "Der Eintrag „../../etc/cron.d/x“ zeigt mit „..“ aus der ZIP-Datei hinaus."},
 		{"not a zip", []byte("kein zip"), http.StatusUnprocessableEntity, "Diese Datei ist keine ZIP-Datei"},
-		{"empty file", nil, http.StatusUnprocessableEntity, "Wähl zuerst eine ZIP-Datei aus."},
+		{"empty file", nil, http.StatusUnprocessableEntity, "Wähle zuerst eine ZIP-Datei aus."},
 		{"control character", zipOf(t, "a\x1b[31m.html", "x"), http.StatusUnprocessableEntity, "Der Name „a\uFFFD[31m.html“ ist zu lang"},
 	}
 	for _, tt := range tests {
@@ -243,7 +243,7 @@ func TestWebsiteUploadCSRF(t *testing.T) {
 	anna.get("/admin/website")
 	res := anna.post("/admin/website", form())
 	wantStatus(t, res, http.StatusUnprocessableEntity)
-	wantBody(t, res, "Wähl zuerst eine ZIP-Datei aus.")
+	wantBody(t, res, "Wähle zuerst eine ZIP-Datei aus.")
 
 	if _, err := os.Stat(site.Dir()); err == nil {
 		t.Errorf("a rejected form created %s", site.Dir())

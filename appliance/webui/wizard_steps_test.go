@@ -64,7 +64,8 @@ func TestWizardStepValidation(t *testing.T) {
 		{"mDNS name", "domain", hetzner("domain", "heimwolke.local"), "domain", "validate.domain.special", []any{"name", "heimwolke.local"}},
 		{"home.arpa", "domain", hetzner("domain", "box.home.arpa"), "domain", "validate.domain.special", []any{"name", "box.home.arpa"}},
 		{"IP address", "domain", hetzner("domain", "192.168.1.10"), "domain", "validate.domain.address", []any{"name", "192.168.1.10"}},
-		{"long label", "domain", hetzner("domain", long+".de"), "domain", "validate.domain.label_long", nil},
+		{"long label", "domain", hetzner("domain", long+".de"), "domain", "validate.domain.label_long", []any{"label", long, "n", 64}},
+		{"long zone label", "domain", rfc2136("rfc2136_zone", "familie."+long+".de"), "rfc2136_zone", "validate.domain.label_long", []any{"label", long, "n", 64}},
 		{"no Hetzner token", "domain", hetzner("hetzner_token", ""), "hetzner_token", "validate.hetzner_token.empty", nil},
 		{"token with space", "domain", hetzner("hetzner_token", "abc def"), "hetzner_token", "validate.token.chars", nil},
 		{"no deSEC token", "domain", []string{"domain", "anna.dedyn.io", "domain_mode", "desec"}, "desec_token", "validate.desec_token.empty", nil},
@@ -381,7 +382,7 @@ func TestWizardApplyTakesServicesAndRouter(t *testing.T) {
 }
 
 // TestRouterStepListsChatPortsOnlyWithChat guards against a router step
-// that asks for the XMPP ports while the household has no chat: they show
+// that lists the XMPP ports while the household has no chat: they show
 // only once chat is chosen on the services step.
 func TestRouterStepListsChatPortsOnlyWithChat(t *testing.T) {
 	env := newTestEnv(t)
@@ -396,4 +397,32 @@ func TestRouterStepListsChatPortsOnlyWithChat(t *testing.T) {
 
 	walkLaterSteps(t, b) // ticks chat on the services step
 	wantBody(t, b.get("/setup/router"), "<dt>5222</dt>", "<dt>5223</dt>", "<dt>5269</dt>")
+}
+
+// TestSummaryLabels guards against summary labels that carry the form's
+// "(optional)" and a TLS label nested in a second pair of parentheses.
+func TestSummaryLabels(t *testing.T) {
+	env := newTestEnv(t)
+	b := newBrowser(t, env.h, lanAddr)
+	toDomainStep(t, b, "de")
+	wantRedirect(t, b.submit("/setup/domain", "/setup/domain", form(
+		"domain", "box.familie-mueller.de", "domain_mode", "rfc2136", "rfc2136_server", "ns1.example.net",
+		"rfc2136_zone", "familie-mueller.de", "rfc2136_key_name", "heimwolke-key", "rfc2136_algorithm", "hmac-sha256",
+		"rfc2136_secret", "c2VjcmV0")), "/setup/router")
+	wantRedirect(t, b.submit("/setup/router", "/setup/router", form("port_mapping", "on")), "/setup/mail")
+	wantRedirect(t, b.submit("/setup/mail", "/setup/mail", form(
+		"mail_mode", "smarthost", "smarthost_host", "smtp.example.net", "smarthost_port", "465", "smarthost_tls", "implicit",
+		"smarthost_user", "anna@example.net", "smarthost_password", smarthostPass)), "/setup/services")
+	wantRedirect(t, b.submit("/setup/services", "/setup/services", form("service_mail", "on")), "/setup/updates")
+	wantRedirect(t, b.submit("/setup/updates", "/setup/updates", form("channel", "stable", "hour", "4")), "/setup/summary")
+
+	res := b.get("/setup/summary")
+	wantStatus(t, res, http.StatusOK)
+	wantBody(t, res,
+		"<dt>Zone</dt><dd>familie-mueller.de</dd>",
+		"<dt>Benutzername</dt><dd>anna@example.net</dd>",
+		"<dt>Postausgangsserver</dt><dd>smtp.example.net:465</dd>",
+		"<dt>Verschlüsselung</dt><dd>TLS von Anfang an</dd>",
+		"<dd>Eigener Nameserver (dynamische Aktualisierung nach RFC 2136)</dd>")
+	wantNotInBody(t, res, "(optional)", "(meist Port 465)")
 }

@@ -119,7 +119,7 @@ func TestWizardValidationMessages(t *testing.T) {
 		{"empty name", "name", []string{"", "", ownerPassword, ownerPassword},
 			"Gib einen Anmeldenamen ein", "Enter a login name"},
 		{"umlaut", "name", []string{"jürgen", "", ownerPassword, ownerPassword},
-			"Schreib Umlaute aus (ae statt ä, ss statt ß)", "Write umlauts out (ae for ä, ss for ß)"},
+			"Schreibe Umlaute aus (ae statt ä, ss statt ß)", "Write umlauts out (ae for ä, ss for ß)"},
 		{"space", "name", []string{"anna m", "", ownerPassword, ownerPassword},
 			"lass Leerzeichen weg", "leave out spaces"},
 		{"leading dot", "name", []string{".anna", "", ownerPassword, ownerPassword},
