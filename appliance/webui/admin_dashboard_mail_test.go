@@ -80,3 +80,31 @@ func TestDashboardMailAgentUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardManualPortsFollowChat guards against manual port forwarding
+// steps that list the XMPP ports while chat is off.
+func TestDashboardManualPortsFollowChat(t *testing.T) {
+	for _, chat := range []bool{false, true} {
+		var agent *testAgent
+		env := newAdminEnv(t, func(o *Options) {
+			agent = startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
+			o.AgentSocket = agent.socket
+		})
+		agent.setStatus(control.Status{Ports: &control.PortsStatus{
+			Router: "upnp-igd2 192.168.178.1",
+			Ports:  []control.PortStatus{{Port: 443, Reason: "no_public_ipv4"}},
+		}})
+		agent.serveSettings(control.Settings{SchemaVersion: control.SchemaVersion, Domain: "familie-mueller.de",
+			Services: control.ServiceSettings{Mail: true, Chat: chat}})
+
+		res := env.owner.get("/admin")
+		wantStatus(t, res, http.StatusOK)
+		manual := upTo(element(t, res.body, "ports-manual"), "</details>")
+		if !strings.Contains(manual, env.message("router.manual.ports")) {
+			t.Errorf("chat %v: manual steps lack the port list:\n%s", chat, manual)
+		}
+		if got := strings.Contains(manual, "5222"); got != chat {
+			t.Errorf("chat %v: manual steps name port 5222: got %v, want %v", chat, got, chat)
+		}
+	}
+}
