@@ -36,9 +36,9 @@ func defaultServices() control.ServiceSettings {
 	return s
 }
 
-// routerPorts returns the ports that the router step lists: those of every
-// service, because the services step comes later, except the chat ports
-// while chat is off, which it is by default.
+// routerPorts returns the ports that the router step lists. These are the
+// ports of every service, because the services step comes later, except
+// the chat ports while chat is off, as it is by default.
 func routerPorts(chosen control.ServiceSettings) []control.Port {
 	s := allServices()
 	s.Chat = chosen.Chat
