@@ -160,6 +160,14 @@ func (a *adminPages) deleteMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("member deleted", "user", user.Name, "user_id", id, "by", v.session.User.Name, "source", v.source)
+	// Mail that arrived for the member between the cleanup and the
+	// account's deletion would wait for the next member of that name, so
+	// the cleanup runs once more now that no service accepts the name.
+	if a.deleteUserData != nil {
+		if err := a.deleteUserData(r.Context(), user.Name); err != nil {
+			a.log.Error("second cleanup of deleted member's data failed", "user", user.Name, "user_id", id, "err", err)
+		}
+	}
 	http.Redirect(w, r, "/admin/people?notice=member_deleted", http.StatusSeeOther)
 }
 

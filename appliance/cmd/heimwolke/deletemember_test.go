@@ -217,6 +217,13 @@ func TestDeleteMemberRemovesEverything(t *testing.T) {
 			t.Fatalf("%s %s as ben: status %d, want %d; body:\n%s", c.method, c.path, status, c.want, body)
 		}
 	}
+	mail := box.svc.mail
+	if err := mail.store.Deliver(ctx, "ben", "", strings.NewReader("From: oma@example.net\r\nTo: ben@familie.test\r\nSubject: Geburtstag\r\n\r\nAlles Gute!\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mail.aliases.Directory([]string{"familie.test"}, box.accounts).Add(ctx, "fussball@familie.test", "ben"); err != nil {
+		t.Fatal(err)
+	}
 	token, err := box.svc.files.CreateShareLink(ctx, ben, webui.NewShareLink{Folder: "home", Path: "tagebuch.txt"})
 	if err != nil {
 		t.Fatal(err)
@@ -255,6 +262,10 @@ func TestDeleteMemberRemovesEverything(t *testing.T) {
 		t.Errorf("ben's file in the shared folder after the deletion: got %q (%v), want it kept", data, err)
 	}
 
+	if list, err := mail.aliases.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("aliases after the deletion: got %v (%v), want none", list, err)
+	}
+
 	// A new member with the same name starts empty.
 	newBen, newSecret := anna.addMember("ben")
 	if newBen.ID == ben.ID {
@@ -272,6 +283,19 @@ func TestDeleteMemberRemovesEverything(t *testing.T) {
 	}
 	if status, _ := box.dav(t, "ben", newSecret, "GET", "/dav/calendars/ben/calendar/zahnarzt.ics", ""); status != http.StatusNotFound {
 		t.Errorf("GET of the deleted member's event as new ben: status %d, want 404", status)
+	}
+	boxes, err := mail.store.Mailboxes(ctx, "ben")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range boxes {
+		st, err := mail.store.MailboxStatus(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Messages != 0 {
+			t.Errorf("new ben's mailbox %s holds %d messages, want 0", m.Name, st.Messages)
+		}
 	}
 	if links, err := box.svc.files.ShareLinks(ctx, newBen); err != nil || len(links) != 0 {
 		t.Errorf("new ben's share links: got %d (%v), want 0", len(links), err)

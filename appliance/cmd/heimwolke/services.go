@@ -80,8 +80,12 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 // arrives for the member while their data is removed. Each step may run
 // again after a failed attempt.
 func (s *services) deleteUserData(ctx context.Context, login string) error {
-	// TODO(mail access): remove the aliases whose target is login here,
-	// before any data goes, so that mail to them is rejected from now on.
+	// Aliases first, so that mail to them is rejected from now on.
+	if removed, err := s.mail.aliases.RemoveTarget(ctx, login); err != nil {
+		return fmt.Errorf("removing the aliases of %q: %w", login, err)
+	} else if len(removed) > 0 {
+		s.mail.log.Info("aliases of deleted member removed", "user", login, "aliases", removed)
+	}
 
 	// files.DeleteUser revokes the member's share links before it removes
 	// their home folder.
@@ -91,10 +95,9 @@ func (s *services) deleteUserData(ctx context.Context, login string) error {
 	if err := s.dav.DeleteUser(ctx, login); err != nil {
 		return err
 	}
-
-	// TODO(mail data): delete the member's mailboxes with the mail store's
-	// DeleteUser here. Until then, a deleted member's mail stays on disk
-	// and a new member of the same name receives it.
+	if err := s.mail.store.DeleteUser(ctx, login); err != nil {
+		return fmt.Errorf("deleting the mail of %q: %w", login, err)
+	}
 	return nil
 }
 
