@@ -89,7 +89,7 @@ func (a *adminPages) checkNewMember(errs *formErrors, lang string, r *http.Reque
 		Language:    f.Get("language"),
 	}
 	if key := loginNameProblem(form.Name); key != "" {
-		errs.add("name", a.t(lang, key, "n", len(form.Name)))
+		errs.add("name", a.t(lang, key, "n", len(form.Name), "name", form.Name))
 		form.Name = strings.TrimSpace(f.Get("name"))
 	}
 	if key := displayNameProblem(form.DisplayName); key != "" {

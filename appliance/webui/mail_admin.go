@@ -224,6 +224,10 @@ func queueReasonKey(e queue.Entry) string {
 		return "mailui.queue.reason.waiting"
 	case strings.Contains(msg, "logging in to smarthost"):
 		return "mailui.queue.reason.relay_login"
+	case e.LastSmarthost && (strings.Contains(msg, "connecting to") || strings.Contains(msg, "greeting from") || strings.Contains(msg, "TLS")):
+		return "mailui.queue.reason.relay_unreachable"
+	case e.LastSmarthost:
+		return "mailui.queue.reason.relay_rejected"
 	case strings.Contains(msg, "MX"), strings.Contains(msg, "accepts no mail"):
 		return "mailui.queue.reason.no_server"
 	case strings.Contains(msg, "connecting to"), strings.Contains(msg, "greeting from"):

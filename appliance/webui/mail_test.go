@@ -278,3 +278,21 @@ func setLanguage(t *testing.T, env *testEnv, name, lang string) {
 func htmlEscape(text string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(text)
 }
+
+func TestQueueReasonKeyRelay(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		entry queue.Entry
+		want  string
+	}{
+		{"direct, refused", queue.Entry{LastError: "connecting to mx.example.net:25: connection refused"}, "mailui.queue.reason.unreachable"},
+		{"relay, refused", queue.Entry{LastError: "connecting to smtp.example.net:587: connection refused", LastSmarthost: true}, "mailui.queue.reason.relay_unreachable"},
+		{"relay, STARTTLS", queue.Entry{LastError: "STARTTLS with smtp.example.net: TLS handshake failed", LastSmarthost: true}, "mailui.queue.reason.relay_unreachable"},
+		{"relay, login", queue.Entry{LastError: "logging in to smarthost smtp.example.net: 535 5.7.8", LastSmarthost: true}, "mailui.queue.reason.relay_login"},
+		{"relay, RCPT", queue.Entry{LastError: "RCPT TO <ben@example.org>: 450 4.2.0 try later", LastSmarthost: true}, "mailui.queue.reason.relay_rejected"},
+	} {
+		if got := queueReasonKey(c.entry); got != c.want {
+			t.Errorf("%s: queueReasonKey = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

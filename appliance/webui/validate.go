@@ -2,6 +2,7 @@ package webui
 
 import (
 	"encoding/base64"
+	"github.com/heimwolke/heimwolke/packages/accounts"
 	"net"
 	"net/netip"
 	"strconv"
@@ -58,6 +59,9 @@ func loginNameProblem(name string) string {
 	}
 	if strings.Contains(name, "..") {
 		return "validate.name.dots"
+	}
+	if accounts.IsReservedName(name) {
+		return "validate.name.reserved"
 	}
 	return ""
 }

@@ -26,6 +26,8 @@ func FuzzRulesAgreeWithAccounts(f *testing.F) {
 		{"jürgen", "", "\x00nullbyte-password"},
 		{"k\u212aelvin", "", "\xff\xfeinvalid utf-8 bytes"},
 		{"x", "", "0123456789"},
+		{"postmaster", "", "a long probe password"},
+		{"Mailer-Daemon", "", "a long probe password"},
 	}
 	for _, s := range seeds {
 		f.Add(s.name, s.displayName, s.password)
@@ -64,4 +66,15 @@ func FuzzRulesAgreeWithAccounts(f *testing.F) {
 			t.Errorf("password %q: form accepts %v, store accepts %v (%v)", password, formOK, storeOK, err)
 		}
 	})
+}
+
+func TestLoginNameReserved(t *testing.T) {
+	for _, name := range []string{"postmaster", "abuse", "hostmaster", "webmaster", "mailer-daemon"} {
+		if got := loginNameProblem(name); got != "validate.name.reserved" {
+			t.Errorf("loginNameProblem(%q) = %q, want validate.name.reserved", name, got)
+		}
+	}
+	if got := loginNameProblem("postmeister"); got != "" {
+		t.Errorf("loginNameProblem(postmeister) = %q, want none", got)
+	}
 }

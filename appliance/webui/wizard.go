@@ -209,7 +209,7 @@ func (h *Handler) saveOwnerStep(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) checkLoginName(errs *formErrors, lang, typed string, others []person) string {
 	name := normalizeLoginName(typed)
 	if key := loginNameProblem(name); key != "" {
-		errs.add("name", h.t(lang, key, "n", len(name)))
+		errs.add("name", h.t(lang, key, "n", len(name), "name", name))
 		return strings.TrimSpace(typed)
 	}
 	for _, o := range others {
