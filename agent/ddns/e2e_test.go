@@ -116,10 +116,10 @@ func TestHomeNetworkBehindCGNAT(t *testing.T) {
 	}
 }
 
-// waitForLog waits up to 10 seconds for the agent's output to contain line.
+// waitForLog waits up to 30 seconds for the agent's output to contain line.
 func waitForLog(t *testing.T, agentLog *testpeer.Buffer, line string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(agentLog.String(), line) {
 		if time.Now().After(deadline) {
 			t.Fatalf("agent log has no line with %s:\n%s", line, agentLog)

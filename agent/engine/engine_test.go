@@ -44,10 +44,11 @@ func newEngine(t *testing.T, opts Options) (*Engine, *tlsstore.Store) {
 	return e, store
 }
 
-// waitFor polls cond until it holds or ten seconds pass.
+// waitFor polls cond until it holds or 30 seconds pass: on a loaded CI
+// machine, BIND and the engine's jobs can take more than ten.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

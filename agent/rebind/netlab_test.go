@@ -63,14 +63,14 @@ func TestCheckHomeRouterDnsmasq(t *testing.T) {
 	// bind, so the first checks may find no resolver yet.
 	public := cfg
 	public.Name, public.Published = publicName, []netip.Addr{publicV4}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res := checkInBox(t, home, public)
 		if res.State == OK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("public name: State = %q after 10s, want %q; queries: %+v", res.State, OK, res.Queries)
+			t.Fatalf("public name: State = %q after 30s, want %q; queries: %+v", res.State, OK, res.Queries)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -508,10 +508,10 @@ func TestRunChecksAtStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(b.inbox(t, "owner")) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("Run did not deliver a notice within 10 s")
+			t.Fatal("Run did not deliver a notice within 30 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -431,7 +431,7 @@ func checkRenewalOnEveryProtocol(t *testing.T, tlsDir, httpsAddr, imapsAddr, smt
 	}
 
 	writeTestCertificateSerial(t, tlsDir, 2)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for _, c := range []struct{ addr, starttls string }{{httpsAddr, ""}, {imapsAddr, ""}, {smtpAddr, "smtp"}} {
 		for serialOf(t, c.addr, c.starttls) != "02" {
 			if time.Now().After(deadline) {
