@@ -435,7 +435,7 @@ func checkRenewalOnEveryProtocol(t *testing.T, tlsDir, httpsAddr, imapsAddr, smt
 	for _, c := range []struct{ addr, starttls string }{{httpsAddr, ""}, {imapsAddr, ""}, {smtpAddr, "smtp"}} {
 		for serialOf(t, c.addr, c.starttls) != "02" {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s still serves serial 01 ten seconds after the renewal", c.addr)
+				t.Fatalf("%s still serves serial 01 30 seconds after the renewal", c.addr)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
