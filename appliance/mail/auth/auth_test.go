@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/emersion/go-msgauth/dmarc"
 )
@@ -41,6 +44,7 @@ func TestFromDomain(t *testing.T) {
 		wantErr   bool
 	}{
 		{"From: Anna <anna@Example.ORG>\r\n\r\nbody", "example.org", false},
+		{"From: Anna <anna@Example.ORG>\r\nSubject: no empty line\r\n", "example.org", false},
 		{"From: a@x.test, b@y.test\r\n\r\n", "", true},
 		{"From: a@x.test\r\nFrom: b@y.test\r\n\r\n", "", true},
 		{"Subject: no from\r\n\r\n", "", true},
@@ -111,16 +115,21 @@ func TestSignAndCheck(t *testing.T) {
 	}
 
 	msg := []byte("From: Anna <anna@example.org>\r\nTo: b@remote.test\r\nSubject: hi\r\n\r\nHello.\r\n")
-	signed, err := keys.Sign("example.org", msg)
+	fields, err := keys.SignatureFields("example.org", bytes.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := strings.Count(string(fields), "DKIM-Signature:"); got != 2 {
+		t.Errorf("SignatureFields returned %d DKIM-Signature fields, want 2: %q", got, fields)
+	}
+	signed := append(fields, msg...)
+	header, body := splitMessage(signed)
 	dns := txtResolver{"_dmarc.example.org": "v=DMARC1; p=reject"}
 	for _, r := range keys.Records() {
 		dns[r.Selector+"._domainkey.example.org"] = r.Text
 	}
 	c := &Checker{AuthServID: "mx.test", Resolver: dns}
-	res := c.Check(context.Background(), Envelope{IP: net.IPv4(192, 0, 2, 1), Helo: "box.example.org", MailFrom: "anna@example.org"}, signed)
+	res := c.Check(context.Background(), Envelope{IP: net.IPv4(192, 0, 2, 1), Helo: "box.example.org", MailFrom: "anna@example.org"}, header, bytes.NewReader(body))
 	if len(res.DKIM) != 2 {
 		t.Fatalf("got %d DKIM verifications, want 2", len(res.DKIM))
 	}
@@ -138,7 +147,8 @@ func TestSignAndCheck(t *testing.T) {
 
 	// A changed body breaks both signatures, and p=reject then rejects.
 	tampered := bytes.Replace(signed, []byte("Hello."), []byte("Pay me."), 1)
-	res = c.Check(context.Background(), Envelope{IP: net.IPv4(192, 0, 2, 1), Helo: "x", MailFrom: "anna@example.org"}, tampered)
+	header, body = splitMessage(tampered)
+	res = c.Check(context.Background(), Envelope{IP: net.IPv4(192, 0, 2, 1), Helo: "x", MailFrom: "anna@example.org"}, header, bytes.NewReader(body))
 	for _, v := range res.DKIM {
 		if v.Err == nil {
 			t.Errorf("tampered message: signature of %s passes", v.Domain)
@@ -146,6 +156,59 @@ func TestSignAndCheck(t *testing.T) {
 	}
 	if res.Disposition != Reject {
 		t.Errorf("tampered message under p=reject: disposition %s, want reject", res.Disposition)
+	}
+}
+
+// splitMessage splits msg before the empty line that ends its header
+// section, as the SMTP server's spool does.
+func splitMessage(msg []byte) (header, body []byte) {
+	i := bytes.Index(msg, []byte("\r\n\r\n"))
+	return msg[:i+2], msg[i+2:]
+}
+
+func TestCheckWholeMessageAsHeader(t *testing.T) {
+	keys, err := LoadOrCreateKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("From: anna@example.org\r\nSubject: hi\r\n\r\nHello.\r\n")
+	fields, err := keys.SignatureFields("example.org", bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := txtResolver{"_dmarc.example.org": "v=DMARC1; p=reject"}
+	for _, r := range keys.Records() {
+		dns[r.Selector+"._domainkey.example.org"] = r.Text
+	}
+	c := &Checker{AuthServID: "mx.test", Resolver: dns}
+
+	// A header that ends with its empty line, followed by an empty body
+	// reader, must check the same as the split that the spool makes.
+	res := c.Check(context.Background(), Envelope{IP: net.IPv4(192, 0, 2, 1), Helo: "x", MailFrom: "anna@example.org"},
+		append(fields, msg...), bytes.NewReader(nil))
+	if res.DMARC.Result != "pass" {
+		t.Errorf("DMARC %s, want pass", res.DMARC.Result)
+	}
+	for _, v := range res.DKIM {
+		if v.Err != nil {
+			t.Errorf("signature of %s fails: %v", v.Domain, v.Err)
+		}
+	}
+}
+
+func TestSignatureFieldsReadError(t *testing.T) {
+	keys, err := LoadOrCreateKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := io.MultiReader(strings.NewReader("From: anna@example.org\r\n\r\nHello.\r\n"),
+		iotest.ErrReader(errors.New("disk read failed")))
+	fields, err := keys.SignatureFields("example.org", msg)
+	if err == nil || !strings.Contains(err.Error(), "disk read failed") {
+		t.Errorf("SignatureFields with a failing reader: error %v, want the read error", err)
+	}
+	if fields != nil {
+		t.Errorf("SignatureFields with a failing reader returned fields %q, want none", fields)
 	}
 }
 

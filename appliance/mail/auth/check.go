@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -61,14 +62,17 @@ type Result struct {
 	Header string
 }
 
-// Check runs the checks on msg, the message as received, and decides its
+// Check runs the checks on a message as received and decides its
 // disposition: Reject for a DMARC failure under p=reject, Junk for any
-// other DMARC, SPF or DKIM failure, Accept otherwise.
-func (c *Checker) Check(ctx context.Context, env Envelope, msg []byte) Result {
+// other DMARC, SPF or DKIM failure, Accept otherwise. header is the
+// message's header section, with or without the empty line that ends it,
+// and body is the rest, so that header followed by body is the message.
+// Check reads body once, for DKIM, and keeps only header in memory.
+func (c *Checker) Check(ctx context.Context, env Envelope, header []byte, body io.Reader) Result {
 	var res Result
 	res.SPF, res.SPFDomain = c.checkSPF(ctx, env)
-	res.DKIM = c.verifyDKIM(ctx, msg)
-	res.DMARC = c.evaluateDMARC(ctx, msg, res.SPF, res.SPFDomain, res.DKIM)
+	res.DKIM = c.verifyDKIM(ctx, io.MultiReader(bytes.NewReader(header), body))
+	res.DMARC = c.evaluateDMARC(ctx, header, res.SPF, res.SPFDomain, res.DKIM)
 	res.Disposition = decide(res)
 	res.Header = c.formatHeader(res)
 	return res
@@ -105,7 +109,7 @@ func (c *Checker) checkSPF(ctx context.Context, env Envelope) (spf.Result, strin
 	return res, strings.ToLower(domain)
 }
 
-func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []*dkim.Verification {
+func (c *Checker) verifyDKIM(ctx context.Context, msg io.Reader) []*dkim.Verification {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	opts := &dkim.VerifyOptions{
@@ -114,7 +118,7 @@ func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []*dkim.Verificati
 			return c.resolver().LookupTXT(ctx, name)
 		},
 	}
-	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(msg), opts)
+	verifications, err := dkim.VerifyWithOptions(msg, opts)
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		c.logger().Info("dkim verification failed", "err", err)
 	}
@@ -185,11 +189,13 @@ func dkimResultValue(err error) authres.ResultValue {
 }
 
 // fromDomain returns the domain of the single author address in the From
-// field, lowered. RFC 7489 section 6.6.1 leaves messages with zero or
-// several From addresses to local policy, and this returns an error for
-// them.
-func fromDomain(msg []byte) (string, error) {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
+// field of header, lowered. RFC 7489 section 6.6.1 leaves messages with
+// zero or several From addresses to local policy, and this returns an
+// error for them.
+func fromDomain(header []byte) (string, error) {
+	// The added CRLF ends a header section that lacks its empty line.
+	// After a header section that has one, it becomes part of the body.
+	m, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(header), strings.NewReader("\r\n")))
 	if err != nil {
 		return "", fmt.Errorf("parsing message header: %w", err)
 	}

@@ -25,8 +25,8 @@ type DMARCResult struct {
 
 // evaluateDMARC looks up the policy of the From domain and checks whether
 // SPF or DKIM passed for an aligned domain (RFC 7489 section 3.1).
-func (c *Checker) evaluateDMARC(ctx context.Context, msg []byte, spfResult spf.Result, spfDomain string, verifications []*dkim.Verification) DMARCResult {
-	from, err := fromDomain(msg)
+func (c *Checker) evaluateDMARC(ctx context.Context, header []byte, spfResult spf.Result, spfDomain string, verifications []*dkim.Verification) DMARCResult {
+	from, err := fromDomain(header)
 	if err != nil {
 		c.logger().Debug("dmarc skipped", "err", err)
 		return DMARCResult{Result: "permerror"}

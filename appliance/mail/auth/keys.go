@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -174,33 +173,44 @@ func (k *Keys) Records() []DKIMRecord {
 	}
 }
 
-// Sign returns msg with two DKIM-Signature fields for domain prepended, one
-// per key, with relaxed/relaxed canonicalization (RFC 6376 section 3.4).
-func (k *Keys) Sign(domain string, msg []byte) ([]byte, error) {
-	var fields bytes.Buffer
-	for _, s := range []struct {
-		selector string
-		key      crypto.Signer
-	}{{SelectorRSA, k.rsa}, {SelectorEd25519, k.ed25519}} {
-		signer, err := dkim.NewSigner(&dkim.SignOptions{
-			Domain:                 domain,
-			Selector:               s.selector,
-			Signer:                 s.key,
-			HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-			BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-			HeaderKeys:             signedHeaders,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("signing for %s with selector %s: %w", domain, s.selector, err)
-		}
-		if _, err := io.Copy(signer, bytes.NewReader(msg)); err != nil {
-			signer.Close()
-			return nil, fmt.Errorf("signing for %s with selector %s: %w", domain, s.selector, err)
-		}
-		if err := signer.Close(); err != nil {
-			return nil, fmt.Errorf("signing for %s with selector %s: %w", domain, s.selector, err)
-		}
-		fields.WriteString(signer.Signature())
+// SignatureFields reads a message from msg and returns two DKIM-Signature
+// header fields for domain, one per key, with relaxed/relaxed
+// canonicalization (RFC 6376 section 3.4). Prepended to the unchanged
+// message, they sign it. Both signatures are computed in one pass over msg,
+// and only the header section and the hash states are kept in memory.
+func (k *Keys) SignatureFields(domain string, msg io.Reader) ([]byte, error) {
+	rsaSigner, err := newSigner(domain, SelectorRSA, k.rsa)
+	if err != nil {
+		return nil, err
 	}
-	return append(fields.Bytes(), msg...), nil
+	edSigner, err := newSigner(domain, SelectorEd25519, k.ed25519)
+	if err != nil {
+		rsaSigner.Close()
+		return nil, err
+	}
+
+	_, copyErr := io.Copy(io.MultiWriter(rsaSigner, edSigner), msg)
+	closeErr := errors.Join(rsaSigner.Close(), edSigner.Close())
+	if copyErr != nil {
+		return nil, fmt.Errorf("signing message for %s: %w", domain, copyErr)
+	}
+	if closeErr != nil {
+		return nil, fmt.Errorf("signing message for %s: %w", domain, closeErr)
+	}
+	return []byte(rsaSigner.Signature() + edSigner.Signature()), nil
+}
+
+func newSigner(domain, selector string, key crypto.Signer) (*dkim.Signer, error) {
+	signer, err := dkim.NewSigner(&dkim.SignOptions{
+		Domain:                 domain,
+		Selector:               selector,
+		Signer:                 key,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             signedHeaders,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing for %s with selector %s: %w", domain, selector, err)
+	}
+	return signer, nil
 }

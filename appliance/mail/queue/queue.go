@@ -7,6 +7,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -38,10 +39,12 @@ type Envelope struct {
 	To []string
 }
 
-// Signer adds DKIM signatures for domain to msg. *auth.Keys implements
-// it.
+// Signer computes DKIM signatures. *auth.Keys implements it.
 type Signer interface {
-	Sign(domain string, msg []byte) ([]byte, error)
+	// SignatureFields reads the message from msg and returns the
+	// DKIM-Signature header fields for domain, each ending in CRLF, to
+	// prepend to the message.
+	SignatureFields(domain string, msg io.Reader) ([]byte, error)
 }
 
 // Deliverer stores a message in a local user's mailbox, as the message store
@@ -289,26 +292,38 @@ func (q *Queue) removeOrphans(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue signs msg for the sender's domain, stores it durably and
+// Enqueue signs a message for the sender's domain, stores it durably and
 // schedules its delivery to env.To. It returns the message's queue id.
-func (q *Queue) Enqueue(ctx context.Context, env Envelope, msg []byte) (int64, error) {
+// header is the message's header section and body the rest, so that
+// header followed by body is the message. Enqueue reads body twice, for the
+// DKIM signatures and for the queue file, each time from its start
+// (io.SeekStart), so that only header is held in memory.
+func (q *Queue) Enqueue(ctx context.Context, env Envelope, header []byte, body io.ReadSeeker) (int64, error) {
 	if len(env.To) == 0 {
 		return 0, errors.New("enqueueing message: no recipients")
 	}
+	var signatures []byte
 	if q.opts.Signer != nil && env.From != "" {
 		domain := env.From[strings.LastIndexByte(env.From, '@')+1:]
-		signed, err := q.opts.Signer.Sign(domain, msg)
+		msg, err := messageReader(header, body)
 		if err != nil {
 			return 0, fmt.Errorf("enqueueing message: %w", err)
 		}
-		msg = signed
+		signatures, err = q.opts.Signer.SignatureFields(domain, msg)
+		if err != nil {
+			return 0, fmt.Errorf("enqueueing message: %w", err)
+		}
 	}
 
-	name, err := writeMessageFile(q.msgDir, msg)
+	msg, err := messageReader(append(signatures, header...), body)
 	if err != nil {
 		return 0, fmt.Errorf("enqueueing message: %w", err)
 	}
-	id, err := q.insert(ctx, env, name, len(msg))
+	name, size, err := writeMessageFile(q.msgDir, msg)
+	if err != nil {
+		return 0, fmt.Errorf("enqueueing message: %w", err)
+	}
+	id, err := q.insert(ctx, env, name, size)
 	if err != nil {
 		os.Remove(filepath.Join(q.msgDir, name))
 		return 0, fmt.Errorf("enqueueing message: %w", err)
@@ -317,7 +332,15 @@ func (q *Queue) Enqueue(ctx context.Context, env Envelope, msg []byte) (int64, e
 	return id, nil
 }
 
-func (q *Queue) insert(ctx context.Context, env Envelope, file string, size int) (int64, error) {
+// messageReader returns header followed by body from its start.
+func messageReader(header []byte, body io.ReadSeeker) (io.Reader, error) {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewinding message body: %w", err)
+	}
+	return io.MultiReader(bytes.NewReader(header), body), nil
+}
+
+func (q *Queue) insert(ctx context.Context, env Envelope, file string, size int64) (int64, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -354,39 +377,40 @@ func dedupe(addrs []string) []string {
 	return out
 }
 
-// writeMessageFile writes msg to a new file in dir so that it survives a
+// writeMessageFile copies msg to a new file in dir so that it survives a
 // power cut once this returns: temporary file, fsync, rename, fsync of the
-// folder. It returns the file's name.
-func writeMessageFile(dir string, msg []byte) (string, error) {
+// folder. It returns the file's name and size.
+func writeMessageFile(dir string, msg io.Reader) (string, int64, error) {
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if _, err := f.Write(msg); err != nil {
+	size, err := io.Copy(f, msg)
+	if err != nil {
 		f.Close()
-		return "", err
+		return "", 0, err
 	}
 
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", err
+		return "", 0, err
 	}
 	if err := f.Close(); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	name := strings.TrimPrefix(filepath.Base(tmp), ".tmp-") + ".eml"
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return "", err
+		return "", 0, err
 	}
 
 	d, err := os.Open(dir)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer d.Close()
-	return name, d.Sync()
+	return name, size, d.Sync()
 }
 
 // SetSmarthost sends outgoing mail through sh from the next attempt on, or

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/textproto"
 	"os"
@@ -35,11 +36,95 @@ func openTestQueue(t *testing.T, dir string, mod func(*Options)) *Queue {
 	return q
 }
 
+// recordingSigner returns a fixed field and records the message it read.
+type recordingSigner struct {
+	domain string
+	read   string
+}
+
+func (s *recordingSigner) SignatureFields(domain string, msg io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(msg)
+	s.domain, s.read = domain, string(b)
+	return []byte("DKIM-Signature: v=1; d=" + domain + "\r\n"), err
+}
+
+func TestEnqueueSignsAndStores(t *testing.T) {
+	signer := &recordingSigner{}
+	q := openTestQueue(t, t.TempDir(), func(o *Options) { o.Signer = signer })
+	ctx := context.Background()
+	header := []byte("From: a@example.org\r\nSubject: x\r\n")
+	body := strings.NewReader("\r\nbody\r\n")
+	body.Seek(3, io.SeekStart) // Enqueue must read the body from its start.
+
+	id, err := q.Enqueue(ctx, Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test"}}, header, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const message = "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+	if signer.domain != "example.org" {
+		t.Errorf("signed for domain %q, want example.org", signer.domain)
+	}
+	if signer.read != message {
+		t.Errorf("signer read %q, want %q", signer.read, message)
+	}
+	stored, err := q.Message(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "DKIM-Signature: v=1; d=example.org\r\n" + message; string(stored) != want {
+		t.Errorf("stored message %q, want %q", stored, want)
+	}
+	var size int64
+	if err := q.db.QueryRowContext(ctx, `SELECT size FROM mailqueue_messages WHERE id = ?`, id).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if size != int64(len(stored)) {
+		t.Errorf("index size %d, want the file size %d", size, len(stored))
+	}
+}
+
+func TestEnqueueBodyReadError(t *testing.T) {
+	dir := t.TempDir()
+	q := openTestQueue(t, dir, nil)
+	body := &failingSeeker{ReadSeeker: strings.NewReader("\r\nbody\r\n")}
+	_, err := q.Enqueue(context.Background(), Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test"}},
+		[]byte("From: a@example.org\r\n"), body)
+	if err == nil || !strings.Contains(err.Error(), "spool read failed") {
+		t.Errorf("Enqueue with a failing body: error %v, want the read error", err)
+	}
+	files, err := os.ReadDir(filepath.Join(dir, "queue", "messages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 0 {
+		t.Errorf("queue folder has %d files after a failed Enqueue, want 0", len(files))
+	}
+	if entries, _ := q.Entries(context.Background()); len(entries) != 0 {
+		t.Errorf("queue has %d entries after a failed Enqueue, want 0", len(entries))
+	}
+}
+
+// failingSeeker returns two bytes and then fails every Read.
+type failingSeeker struct {
+	io.ReadSeeker
+	reads int
+}
+
+func (f *failingSeeker) Read(p []byte) (int, error) {
+	f.reads++
+	if f.reads > 1 {
+		return 0, errors.New("spool read failed")
+	}
+	return f.ReadSeeker.Read(p[:min(len(p), 2)])
+}
+
 func TestEnqueueSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	q := openTestQueue(t, dir, nil)
-	msg := []byte("From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
-	id, err := q.Enqueue(context.Background(), Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test", "X@r.test", "y@r.test"}}, msg)
+	header := []byte("From: a@example.org\r\nSubject: x\r\n")
+	body := strings.NewReader("\r\nbody\r\n")
+	id, err := q.Enqueue(context.Background(), Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test", "X@r.test", "y@r.test"}}, header, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +147,8 @@ func TestEnqueueSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != string(msg) {
-		t.Errorf("stored message = %q, want %q", got, msg)
+	if want := "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"; string(got) != want {
+		t.Errorf("stored message = %q, want %q", got, want)
 	}
 	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("orphan file still exists after reopening: %v", err)
@@ -228,8 +313,9 @@ func TestLastSmarthostRecorded(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", strconv.Itoa(refused)))
 		}
 	})
-	msg := []byte("From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
-	id, err := q.Enqueue(ctx, Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test"}}, msg)
+	header := []byte("From: a@example.org\r\nSubject: x\r\n")
+	body := strings.NewReader("\r\nbody\r\n")
+	id, err := q.Enqueue(ctx, Envelope{Login: "a", From: "a@example.org", To: []string{"x@r.test"}}, header, body)
 	if err != nil {
 		t.Fatal(err)
 	}

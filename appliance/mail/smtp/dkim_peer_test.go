@@ -26,7 +26,9 @@ const dkimDNSAddr = "127.83.75.1"
 func verifyDKIM(t *testing.T, e *testEnv, msg string) {
 	t.Helper()
 	c := &auth.Checker{AuthServID: "verifier.test", Resolver: e.dns.resolver()}
-	res := c.Check(context.Background(), auth.Envelope{IP: net.IPv4(127, 0, 0, 1), Helo: testHost, MailFrom: "anna@example.test"}, []byte(msg))
+	header, body, _ := strings.Cut(msg, "\r\n\r\n")
+	res := c.Check(context.Background(), auth.Envelope{IP: net.IPv4(127, 0, 0, 1), Helo: testHost, MailFrom: "anna@example.test"},
+		[]byte(header+"\r\n"), strings.NewReader("\r\n"+body))
 	if len(res.DKIM) != 2 {
 		t.Errorf("go-msgauth found %d signatures, want 2", len(res.DKIM))
 	}

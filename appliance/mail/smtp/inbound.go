@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -104,15 +105,31 @@ func (s *inboundSession) Data(r io.Reader) error {
 	return nil
 }
 
-// check runs SPF, DKIM and DMARC on the message as received. The checker
-// reads the spool file through a memory mapping, since it takes a []byte,
-// and its result keeps no reference to that mapping.
+// check runs SPF, DKIM and DMARC on the message as received, reading its
+// body from the spool file. It returns an error when that file cannot be
+// read, because the DKIM results would then be incomplete.
 func (s *inboundSession) check(ctx context.Context, c *auth.Checker, msg *spooledMessage) (auth.Result, error) {
 	env := auth.Envelope{IP: net.IP(s.remote.AsSlice()), Helo: s.conn.Hostname(), MailFrom: s.from}
-	var res auth.Result
-	err := withMapped(msg.file, msg.size, func(data []byte) error {
-		res = c.Check(ctx, env, data)
-		return nil
-	})
-	return res, err
+	body := &readErrorRecorder{r: msg.body()}
+	res := c.Check(ctx, env, msg.header, body)
+	if body.err != nil {
+		return auth.Result{}, fmt.Errorf("reading spool file: %w", body.err)
+	}
+	return res, nil
+}
+
+// readErrorRecorder keeps the first error other than io.EOF that r
+// returns, for callers such as auth.Checker.Check that log read errors
+// instead of returning them.
+type readErrorRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrorRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }

@@ -49,10 +49,10 @@ type MultiDeliverer interface {
 // Outbox accepts submitted mail for remote recipients. *queue.Queue
 // implements it.
 type Outbox interface {
-	// Enqueue stores the message durably and returns its queue id. msg
-	// is a memory mapping of a spool file that is unmapped when Enqueue
-	// returns, so Enqueue must not keep it.
-	Enqueue(ctx context.Context, env queue.Envelope, msg []byte) (int64, error)
+	// Enqueue stores the message durably and returns its queue id. header
+	// followed by body is the message. body reads a spool file that is
+	// closed when Enqueue returns, so Enqueue must not keep it.
+	Enqueue(ctx context.Context, env queue.Envelope, header []byte, body io.ReadSeeker) (int64, error)
 }
 
 // PasswordChecker checks app passwords. *accounts.Store implements it.

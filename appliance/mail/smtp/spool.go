@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -221,8 +220,13 @@ func readHeader(r io.Reader, max int) ([]byte, error) {
 // reading the body from the spool file. Each call returns a new reader
 // from the start.
 func (m *spooledMessage) reader(prefix []byte) io.Reader {
-	return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(m.header),
-		io.NewSectionReader(m.file, m.bodyOffset, m.size-m.bodyOffset))
+	return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(m.header), m.body())
+}
+
+// body returns a new reader of the message after its header section,
+// starting with the empty line, from the spool file.
+func (m *spooledMessage) body() *io.SectionReader {
+	return io.NewSectionReader(m.file, m.bodyOffset, m.size-m.bodyOffset)
 }
 
 // len returns the size of the message that reader returns, without prefix.
@@ -233,34 +237,4 @@ func (m *spooledMessage) len() int64 {
 // Close closes the spool file, which frees it.
 func (m *spooledMessage) Close() error {
 	return m.file.Close()
-}
-
-// withMapped calls fn with the first size bytes of f mapped read-only
-// into memory, for APIs that take a []byte, such as auth.Checker.Check.
-// The mapped pages are page cache that the kernel can drop and read again,
-// not Go heap. An I/O error while fn reads the mapping, which the kernel
-// signals with SIGBUS, becomes an error instead of a crash, as long as fn
-// reads in its own goroutine.
-func withMapped(f *os.File, size int64, fn func([]byte) error) (err error) {
-	if size == 0 {
-		return fn(nil)
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("mapping spool file of %d bytes: %w", size, err)
-	}
-	defer unix.Munmap(data)
-
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		if _, fault := r.(interface{ Addr() uintptr }); !fault {
-			panic(r)
-		}
-		err = fmt.Errorf("reading mapped spool file: %v", r)
-	}()
-	return fn(data)
 }

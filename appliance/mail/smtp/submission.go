@@ -164,23 +164,13 @@ func (s *submissionSession) Data(r io.Reader) error {
 	return nil
 }
 
-// enqueue hands the message with prefix to the outbound queue. The queue
-// takes the message as one []byte, so enqueue writes it to a second spool
-// file and passes a memory mapping of that file.
-// NOTE: the queue's DKIM Signer (auth.Keys.Sign) returns the signed
-// message as a new []byte, so each submission to remote recipients still
-// holds one copy of the message in the Go heap while it is enqueued.
+// enqueue hands the message with prefix to the outbound queue. Only the
+// header section is in memory, and the queue reads the body from the spool
+// file.
 func (s *submissionSession) enqueue(ctx context.Context, env queue.Envelope, msg *spooledMessage, prefix []byte) error {
-	full, err := s.server.spool.write(msg.reader(prefix), s.log)
-	if err != nil {
-		return err
-	}
-	defer full.Close()
-	var qid int64
-	err = withMapped(full.file, full.size, func(data []byte) error {
-		qid, err = s.server.opts.Outbox.Enqueue(ctx, env, data)
-		return err
-	})
+	header := make([]byte, 0, len(prefix)+len(msg.header))
+	header = append(append(header, prefix...), msg.header...)
+	qid, err := s.server.opts.Outbox.Enqueue(ctx, env, header, msg.body())
 	if err != nil {
 		s.log.Error("enqueueing failed", "user", s.login, "err", err)
 		return errTempLocal
