@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -29,13 +30,13 @@ type result struct {
 // a worker forever.
 const sessionTimeout = 10 * time.Minute
 
-// attempt delivers data to rcpts: through the smarthost sh when it is set,
+// attempt delivers msg to rcpts: through the smarthost sh when it is set,
 // otherwise to the MX hosts of domain.
-func (q *Queue) attempt(ctx context.Context, sh *control.SmarthostSettings, domain, from string, rcpts []string, data []byte) map[string]result {
+func (q *Queue) attempt(ctx context.Context, sh *control.SmarthostSettings, domain, from string, rcpts []string, msg *io.SectionReader) map[string]result {
 	if sh != nil {
-		return q.attemptSmarthost(ctx, sh, from, rcpts, data)
+		return q.attemptSmarthost(ctx, sh, from, rcpts, msg)
 	}
-	return q.attemptDirect(ctx, domain, from, rcpts, data)
+	return q.attemptDirect(ctx, domain, from, rcpts, msg)
 }
 
 // allResults returns the same result for every recipient.
@@ -47,7 +48,7 @@ func allResults(rcpts []string, res result) map[string]result {
 	return out
 }
 
-func (q *Queue) attemptSmarthost(ctx context.Context, sh *control.SmarthostSettings, from string, rcpts []string, data []byte) map[string]result {
+func (q *Queue) attemptSmarthost(ctx context.Context, sh *control.SmarthostSettings, from string, rcpts []string, msg *io.SectionReader) map[string]result {
 	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
 	c, err := q.connect(ctx, addr, sh.Host, sh.TLS == control.SmarthostImplicitTLS)
 	if err != nil {
@@ -68,7 +69,7 @@ func (q *Queue) attemptSmarthost(ctx context.Context, sh *control.SmarthostSetti
 			return allResults(rcpts, replyResult(addr, fmt.Errorf("logging in to smarthost as %s: %w", sh.Username, err)))
 		}
 	}
-	return transact(c, addr, from, rcpts, data)
+	return transact(c, addr, from, rcpts, msg)
 }
 
 // connect dials addr and reads the greeting, over TLS from the start when
@@ -113,7 +114,7 @@ func (q *Queue) tlsConfig(serverName string, skipVerify bool) *tls.Config {
 }
 
 // transact runs MAIL, RCPT and DATA, and returns a result per recipient.
-func transact(c *smtp.Client, addr, from string, rcpts []string, data []byte) map[string]result {
+func transact(c *smtp.Client, addr, from string, rcpts []string, msg *io.SectionReader) map[string]result {
 	out := map[string]result{}
 	if err := c.Mail(from); err != nil {
 		return allResults(rcpts, replyResult(addr, fmt.Errorf("MAIL FROM: %w", err)))
@@ -137,7 +138,7 @@ func transact(c *smtp.Client, addr, from string, rcpts []string, data []byte) ma
 		maps(out, accepted, replyResult(addr, fmt.Errorf("DATA: %w", err)))
 		return out
 	}
-	if _, err := w.Write(data); err != nil {
+	if _, err := io.Copy(w, io.NewSectionReader(msg, 0, msg.Size())); err != nil {
 		maps(out, accepted, replyResult(addr, fmt.Errorf("sending message: %w", err)))
 		return out
 	}
@@ -189,7 +190,7 @@ func enhancedCode(msg string) string {
 
 // attemptDirect delivers to the MX hosts of domain in order of preference,
 // with STARTTLS whenever offered, as the domain's MTA-STS policy requires.
-func (q *Queue) attemptDirect(ctx context.Context, domain, from string, rcpts []string, data []byte) map[string]result {
+func (q *Queue) attemptDirect(ctx context.Context, domain, from string, rcpts []string, msg *io.SectionReader) map[string]result {
 	hosts, res := q.mxHosts(ctx, domain)
 	if res != nil {
 		return allResults(rcpts, *res)
@@ -203,7 +204,7 @@ func (q *Queue) attemptDirect(ctx context.Context, domain, from string, rcpts []
 			q.log.Info("mx skipped", "domain", domain, "mx", host, "reason", "mta-sts")
 			continue
 		}
-		results, connected := q.attemptHost(ctx, host, policy.enforced(), from, rcpts, data)
+		results, connected := q.attemptHost(ctx, host, policy.enforced(), from, rcpts, msg)
 		if connected {
 			return results
 		}
@@ -241,7 +242,7 @@ func (q *Queue) mxHosts(ctx context.Context, domain string) ([]string, *result) 
 // attemptHost delivers to one MX host. connected is false when the host
 // could not take the message at all (unreachable, no usable TLS), so the
 // next MX host is tried.
-func (q *Queue) attemptHost(ctx context.Context, host string, requireTLS bool, from string, rcpts []string, data []byte) (results map[string]result, connected bool) {
+func (q *Queue) attemptHost(ctx context.Context, host string, requireTLS bool, from string, rcpts []string, msg *io.SectionReader) (results map[string]result, connected bool) {
 	addr := net.JoinHostPort(host, strconv.Itoa(q.opts.MXPort))
 	for _, skipVerify := range []bool{false, true} {
 		if skipVerify && requireTLS {
@@ -268,7 +269,7 @@ func (q *Queue) attemptHost(ctx context.Context, host string, requireTLS bool, f
 			}
 		}
 		defer c.Close()
-		return transact(c, addr, from, rcpts, data), true
+		return transact(c, addr, from, rcpts, msg), true
 	}
 	return allResults(rcpts, result{err: fmt.Errorf("TLS certificate of %s does not verify, which MTA-STS requires", addr), remote: addr}), false
 }

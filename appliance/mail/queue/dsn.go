@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -49,7 +50,10 @@ func (q *Queue) bounce(ctx context.Context, m *queuedMessage, failed []failure) 
 // section 2) and the original header as text/rfc822-headers.
 func (q *Queue) buildDSN(lang string, m *queuedMessage, failed []failure) ([]byte, error) {
 	now := q.opts.Now()
-	header, subject := originalHeader(m.data)
+	header, subject, err := originalHeader(io.NewSectionReader(m.content, 0, m.content.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("reading header of queued message %d: %w", m.id, err)
+	}
 	t := func(key string, repl ...string) string {
 		return strings.NewReplacer(repl...).Replace(q.opts.Catalog.T(lang, key))
 	}
@@ -147,21 +151,32 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// originalHeader returns the header of msg, as queued with its DKIM
-// signatures, and its decoded subject.
-func originalHeader(msg []byte) (header []byte, subject string) {
-	end := bytes.Index(msg, []byte("\r\n\r\n"))
-	if end < 0 {
-		end = len(msg)
+// maxBounceHeader caps the original header section that a bounce quotes,
+// so that a bounce never reads a whole queue file into memory. It is twice
+// the SMTP server's default MaxHeaderBytes of 256 KiB, which leaves room
+// for the trace fields and DKIM signatures that the box adds.
+const maxBounceHeader = 512 << 10
+
+// originalHeader reads the header section of msg, as queued with its DKIM
+// signatures, and returns it with its decoded subject. It reads at most
+// maxBounceHeader bytes, and a header section cut there lacks its end.
+func originalHeader(msg io.Reader) (header []byte, subject string, err error) {
+	start, err := io.ReadAll(io.LimitReader(msg, maxBounceHeader))
+	if err != nil {
+		return nil, "", err
 	}
-	header = msg[:end]
-	if m, err := mail.ReadMessage(bytes.NewReader(msg)); err == nil {
+	end := bytes.Index(start, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(start)
+	}
+	header = start[:end]
+	if m, err := mail.ReadMessage(bytes.NewReader(start)); err == nil {
 		subject = m.Header.Get("Subject")
 		if dec, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
 			subject = dec
 		}
 	}
-	return append(header, "\r\n"...), subject
+	return append(header, "\r\n"...), subject, nil
 }
 
 func randomID() string {

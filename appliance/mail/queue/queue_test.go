@@ -252,9 +252,10 @@ func FuzzParsePolicy(f *testing.F) {
 
 func TestBuildDSNEnglish(t *testing.T) {
 	q := openTestQueue(t, t.TempDir(), nil)
+	content := "DKIM-Signature: x\r\nFrom: ben@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nsecret body\r\n"
 	m := &queuedMessage{
 		login: "ben", from: "ben@example.org", created: time.Unix(1700000000, 0),
-		data: []byte("DKIM-Signature: x\r\nFrom: ben@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nsecret body\r\n"),
+		content: io.NewSectionReader(strings.NewReader(content), 0, int64(len(content))),
 	}
 	dsn, err := q.buildDSN("en", m, []failure{{rcpt: "x@r.test", status: "4.4.7", detail: "connection refused"}})
 	if err != nil {

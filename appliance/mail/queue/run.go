@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,7 +170,9 @@ type queuedMessage struct {
 	file    string
 	created time.Time
 	rcpts   []queuedRecipient
-	data    []byte
+	// content is the open queue file, and close closes it.
+	content *io.SectionReader
+	close   func() error
 }
 
 type queuedRecipient struct {
@@ -203,10 +206,16 @@ func (q *Queue) loadMessage(ctx context.Context, id int64) (*queuedMessage, erro
 		return nil, err
 	}
 
-	m.data, err = os.ReadFile(filepath.Join(q.msgDir, m.file))
+	f, err := os.Open(filepath.Join(q.msgDir, m.file))
 	if err != nil {
 		return nil, fmt.Errorf("reading queued message %d: %w", id, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading queued message %d: %w", id, err)
+	}
+	m.content, m.close = io.NewSectionReader(f, 0, fi.Size()), f.Close
 	return m, nil
 }
 
@@ -218,6 +227,7 @@ func (q *Queue) deliverMessage(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
+	defer m.close()
 
 	sh := q.currentSmarthost()
 	groups := map[string][]string{}
@@ -231,7 +241,7 @@ func (q *Queue) deliverMessage(ctx context.Context, id int64) error {
 
 	var failed []failure
 	for domain, rcpts := range groups {
-		results := q.attempt(ctx, sh, domain, m.from, rcpts, m.data)
+		results := q.attempt(ctx, sh, domain, m.from, rcpts, m.content)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
