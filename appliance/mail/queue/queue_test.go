@@ -17,7 +17,7 @@ import (
 	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 )
 
-func openTestQueue(t *testing.T, dir string, mod func(*Options)) *Queue {
+func openTestQueue(t testing.TB, dir string, mod func(*Options)) *Queue {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "heimwolke.db"), 5*time.Second)
