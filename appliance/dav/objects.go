@@ -133,7 +133,7 @@ func (q *request) checkMediaType() error {
 	if q.target.kind == kindAddressBook && (mt == "text/vcard" || mt == "text/x-vcard") {
 		return nil
 	}
-	return httpErrorf(http.StatusUnsupportedMediaType, "Content-Type %q does not fit a %s; send %s", mt, q.target.kind, contentType(q.target.kind))
+	return httpErrorf(http.StatusUnsupportedMediaType, "Content-Type %q does not fit this %s collection; send %s", mt, q.target.kind, contentType(q.target.kind))
 }
 
 // readObjectBody reads the body up to the configured maximum, or returns

@@ -58,6 +58,8 @@ type mail struct {
 	aliases  *aliases.Store
 	tls      *tls.Config
 	log      *slog.Logger
+	// noticeLog is the notices' logger, which names its own service.
+	noticeLog *slog.Logger
 
 	mu        sync.Mutex
 	current   mailConfig
@@ -90,7 +92,7 @@ func openMail(ctx context.Context, dataDir, dbPath string, db *sql.DB, accts *ac
 	if err != nil {
 		return nil, fmt.Errorf("opening the mail aliases: %w", err)
 	}
-	return &mail{dir: dir, db: db, accounts: accts, store: st, keys: keys, aliases: al, log: log.With("service", "mail")}, nil
+	return &mail{dir: dir, db: db, accounts: accts, store: st, keys: keys, aliases: al, log: log.With("service", "mail"), noticeLog: log.With("service", "notice")}, nil
 }
 
 // webUI returns the mail parts of the web interface: aliases and the
@@ -128,7 +130,7 @@ func (m *mail) serve(ctx context.Context, addrs mailAddrs, tlsConfig *tls.Config
 			srv.Close()
 		}()
 	}
-	n, err := notice.New(notice.Options{Agent: agent, Users: accts, Deliverer: st, DB: db, Logger: m.log.With("service", "notice")})
+	n, err := notice.New(notice.Options{Agent: agent, Users: accts, Deliverer: st, DB: db, Logger: m.noticeLog})
 	if err != nil {
 		return err
 	}
@@ -430,7 +432,7 @@ func (m *mail) startSMTP(ctx context.Context, cfg mailConfig) (func(), error) {
 			return nil, fmt.Errorf("listening for %s on %q: %w", l.name, l.addr, err)
 		}
 		listeners = append(listeners, ln)
-		m.log.Info("listening", "addr", ln.Addr().String(), "protocol", l.name)
+		// smtp.Server.Serve logs the listening address itself.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
