@@ -306,7 +306,7 @@ func TestMailFromAgentSettings(t *testing.T) {
 	logs := start(t, exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
 		"mount --bind "+resolv+" /etc/resolv.conf && exec "+argv))
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), "protocol=smtp") {
+	for !strings.Contains(logs.String(), "mode=smtp") {
 		if time.Now().After(deadline) {
 			t.Fatalf("heimwolke did not start SMTP within 30 s of reading the agent's settings")
 		}
