@@ -26,7 +26,7 @@ func (s *inboundSession) Reset() {
 }
 
 func (s *inboundSession) Mail(from string, opts *gosmtp.MailOptions) error {
-	if !s.server.perAddress.Allow(s.remote.String()) {
+	if !s.server.perAddress.Allow(sourceNetwork(s.remote).String()) {
 		s.log.Info("message rejected", "remote", s.remote, "reason", "message rate")
 		return errTooManyMessages
 	}

@@ -19,20 +19,23 @@ type limitListener struct {
 	// would garble the TLS handshake, so the connection is only closed.
 	greetPlain bool
 	onReject   func(addr netip.Addr)
+	// keyOf maps a client address to the key that maxPerAddr counts.
+	keyOf func(netip.Addr) netip.Prefix
 
 	mu    sync.Mutex
 	total int
-	perIP map[netip.Addr]int
+	perIP map[netip.Prefix]int
 }
 
-func newLimitListener(l net.Listener, maxTotal, maxPerAddr int, greetPlain bool, onReject func(netip.Addr)) *limitListener {
+func newLimitListener(l net.Listener, maxTotal, maxPerAddr int, greetPlain bool, keyOf func(netip.Addr) netip.Prefix, onReject func(netip.Addr)) *limitListener {
 	return &limitListener{
 		Listener:   l,
 		maxTotal:   maxTotal,
 		maxPerAddr: maxPerAddr,
 		greetPlain: greetPlain,
+		keyOf:      keyOf,
 		onReject:   onReject,
-		perIP:      map[netip.Addr]int{},
+		perIP:      map[netip.Prefix]int{},
 	}
 }
 
@@ -43,8 +46,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		addr := remoteAddr(c)
-		if l.acquire(addr) {
-			return &limitedConn{Conn: c, release: func() { l.release(addr) }}, nil
+		key := l.keyOf(addr)
+		if l.acquire(key) {
+			return &limitedConn{Conn: c, release: func() { l.release(key) }}, nil
 		}
 		l.onReject(addr)
 		go l.reject(c)
@@ -59,7 +63,7 @@ func (l *limitListener) reject(c net.Conn) {
 	}
 }
 
-func (l *limitListener) acquire(addr netip.Addr) bool {
+func (l *limitListener) acquire(addr netip.Prefix) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total >= l.maxTotal || l.perIP[addr] >= l.maxPerAddr {
@@ -70,7 +74,7 @@ func (l *limitListener) acquire(addr netip.Addr) bool {
 	return true
 }
 
-func (l *limitListener) release(addr netip.Addr) {
+func (l *limitListener) release(addr netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
@@ -91,6 +95,25 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// singleAddress counts each address on its own: on the submission ports,
+// whose clients are the household's devices, which share one IPv6 /64.
+func singleAddress(addr netip.Addr) netip.Prefix {
+	p, _ := addr.Prefix(addr.BitLen())
+	return p
+}
+
+// sourceNetwork counts an internet IPv6 address by its /64, because one
+// client usually controls the whole /64 and could take a fresh address for
+// each connection. IPv4, loopback, private and link-local addresses count
+// one by one.
+func sourceNetwork(addr netip.Addr) netip.Prefix {
+	if addr.Is6() && !addr.IsPrivate() && !addr.IsLoopback() && !addr.IsLinkLocalUnicast() {
+		p, _ := addr.Prefix(64)
+		return p
+	}
+	return singleAddress(addr)
 }
 
 // remoteAddr returns the client's address, unmapped from IPv4-in-IPv6, so

@@ -221,7 +221,13 @@ func (s *Server) Serve(l net.Listener, mode Mode) error {
 		return fmt.Errorf("serving %s: Options.Outbox and Options.Passwords are required for submission", mode)
 	}
 
-	ll := newLimitListener(l, s.opts.MaxConnections, s.opts.MaxConnectionsPerAddress, mode != SubmissionTLS, func(addr netip.Addr) {
+	// Port 25's clients are other mail servers, so an IPv6 one counts by
+	// its /64, as for the message rate.
+	keyOf := singleAddress
+	if mode == Inbound {
+		keyOf = sourceNetwork
+	}
+	ll := newLimitListener(l, s.opts.MaxConnections, s.opts.MaxConnectionsPerAddress, mode != SubmissionTLS, keyOf, func(addr netip.Addr) {
 		s.log.Info("connection rejected", "mode", mode.String(), "remote", addr, "reason", "too many connections")
 	})
 	var listener net.Listener = ll
