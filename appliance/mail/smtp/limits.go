@@ -97,14 +97,15 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// singleAddress counts each address on its own: on the submission ports,
-// whose clients are the household's devices, which share one IPv6 /64.
+// singleAddress returns addr as a prefix of its own. The submission ports
+// count by it, because their clients are the household's devices, which
+// share one IPv6 /64.
 func singleAddress(addr netip.Addr) netip.Prefix {
 	p, _ := addr.Prefix(addr.BitLen())
 	return p
 }
 
-// sourceNetwork counts an internet IPv6 address by its /64, because one
+// sourceNetwork returns the /64 of an internet IPv6 address, because one
 // client usually controls the whole /64 and could take a fresh address for
 // each connection. IPv4, loopback, private and link-local addresses count
 // one by one.
