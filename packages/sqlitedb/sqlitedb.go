@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,14 +28,7 @@ func Open(ctx context.Context, path string, busyTimeout time.Duration) (*sql.DB,
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
 	}
 
-	// Create the file ourselves, because SQLite would create it with the
-	// umask's mode, and it contains password hashes and TOTP secrets. SQLite
-	// gives the -wal and -shm files the mode of the database file.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening database: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
 
@@ -47,6 +41,30 @@ func Open(ctx context.Context, path string, busyTimeout time.Duration) (*sql.DB,
 		return nil, fmt.Errorf("opening database %s: %w", abs, err)
 	}
 	return db, nil
+}
+
+// createPrivate creates the database file with mode 0600 if it does not
+// exist, because SQLite would create it with the umask's mode, and it
+// contains password hashes and TOTP secrets. SQLite gives the -wal and -shm
+// files the mode of the database file.
+//
+// An existing file is left unopened: closing any descriptor of the file
+// drops every POSIX lock that this process holds on it (fcntl(2)), so the
+// connections of an earlier Open would lose their locks, and another
+// program such as the sqlite3 shell would then take the WAL for unused and
+// delete it.
+func createPrivate(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // created meanwhile, by another process
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // dsn returns a file: URI for the modernc.org/sqlite driver, so that a '?'
