@@ -48,11 +48,11 @@ func Open(ctx context.Context, path string, busyTimeout time.Duration) (*sql.DB,
 // contains password hashes and TOTP secrets. SQLite gives the -wal and -shm
 // files the mode of the database file.
 //
-// An existing file is left unopened: closing any descriptor of the file
-// drops every POSIX lock that this process holds on it (fcntl(2)), so the
-// connections of an earlier Open would lose their locks, and another
-// program such as the sqlite3 shell would then take the WAL for unused and
-// delete it.
+// An existing file is left unopened, because closing any descriptor of the
+// file drops every POSIX lock that this process holds on it (fcntl(2)).
+// The connections of an earlier Open would lose their locks. Another
+// program, such as the sqlite3 shell, would then take the WAL for unused
+// and delete it.
 func createPrivate(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
