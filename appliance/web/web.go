@@ -44,7 +44,8 @@ type Options struct {
 	// HTTPSHost reports whether the box serves host (a name without port)
 	// over HTTPS with a certificate that browsers accept. While it does,
 	// plain HTTP requests for host are redirected to https://, except
-	// /healthz and the local root at /ca/. Nil means never.
+	// /healthz and the local root at /ca/, and HTTPS responses carry HSTS.
+	// Nil means never.
 	HTTPSHost func(host string) bool
 }
 
@@ -119,11 +120,19 @@ func (h *Handler) serveUIOrWebsite(w http.ResponseWriter, r *http.Request) {
 
 // redirectToHTTPS sends a plain HTTP request to the same URL over https://
 // on the default port when Options.HTTPSHost accepts its host, and reports
-// whether it did. 308 keeps the method and body (RFC 9110 section 15.4.9).
+// whether it did. Over HTTPS it adds HSTS for such a host. 308 keeps the method and body (RFC 9110 section 15.4.9).
 // A request for the box's address or heimwolke.local stays on HTTP, because
 // the certificate does not cover those names.
 func (h *Handler) redirectToHTTPS(w http.ResponseWriter, r *http.Request) bool {
-	if r.TLS != nil || h.opts.HTTPSHost == nil {
+	if h.opts.HTTPSHost == nil {
+		return false
+	}
+	if r.TLS != nil {
+		// RFC 6797 section 7.1: HSTS over HTTPS only, and only for a name
+		// whose certificate browsers accept.
+		if h.opts.HTTPSHost(website.RequestHost(r)) {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		return false
 	}
 	if r.URL.Path == "/healthz" || r.URL.Path == "/ca" || strings.HasPrefix(r.URL.Path, "/ca/") {

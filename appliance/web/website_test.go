@@ -168,8 +168,15 @@ func TestHTTPSRedirectForTrustedHosts(t *testing.T) {
 				t.Errorf("%s: GET http://%s%s: status %d, want 200 without a redirect", stage, tt.host, tt.target, res.StatusCode)
 			}
 		}
-		if res := do(http.MethodGet, "example.com", "/login", true); res.StatusCode != http.StatusOK {
+		res := do(http.MethodGet, "example.com", "/login", true)
+		if res.StatusCode != http.StatusOK {
 			t.Errorf("%s: GET https://example.com/login: status %d, want 200", stage, res.StatusCode)
+		}
+		if got := res.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s: GET https://example.com/login: HSTS %q, want max-age=31536000", stage, got)
+		}
+		if got := do(http.MethodGet, "heimwolke.local", "/login", true).Header.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("%s: GET https://heimwolke.local/login: HSTS %q, want none", stage, got)
 		}
 	}
 	check("before setup")
