@@ -221,7 +221,9 @@ func (h *Handler) shareUnlock(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &throttled):
 		pg := h.newPage(v, "share.password.title")
 		pg.Data = shareData{Token: token, Password: true}
-		h.renderThrottled(w, "share", pg, "password", throttled.RetryAfter)
+		pg.Errors.add("password", h.t(v.lang, "share.password.throttled", "wait", h.waitText(v.lang, throttled.RetryAfter)))
+		w.Header().Set("Retry-After", retryAfter(throttled.RetryAfter))
+		h.render(w, http.StatusTooManyRequests, "share", pg)
 		return
 	case err != nil:
 		h.renderSharePassword(w, v, token, http.StatusUnauthorized, true)
