@@ -306,6 +306,8 @@ func TestFastRuleFarFromStart(t *testing.T) {
 			"DURATION:PT5M\r\nRRULE:FREQ=MINUTELY;INTERVAL=15\r\nSUMMARY:Viertelstunde\r\nEND:VEVENT\r\n"),
 		"seconds.ics": vcalendar("BEGIN:VEVENT\r\nUID:seconds\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\n" +
 			"RRULE:FREQ=SECONDLY;INTERVAL=30;UNTIL=20400101T000000Z\r\nSUMMARY:Puls\r\nEND:VEVENT\r\n"),
+		"everysecond.ics": vcalendar("BEGIN:VEVENT\r\nUID:everysecond\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T100000Z\r\n" +
+			"RRULE:FREQ=SECONDLY\r\nSUMMARY:Takt\r\nEND:VEVENT\r\n"),
 		"hourly.ics": vcalendar(vtimezoneBerlin + "BEGIN:VEVENT\r\nUID:hourly\r\nDTSTAMP:20260101T000000Z\r\n" +
 			"DTSTART;TZID=Europe/Berlin:20260101T003000\r\nDTEND;TZID=Europe/Berlin:20260101T004000\r\nRRULE:FREQ=HOURLY;INTERVAL=5\r\nSUMMARY:Lüften\r\nEND:VEVENT\r\n"),
 	}
@@ -326,6 +328,9 @@ func TestFastRuleFarFromStart(t *testing.T) {
 		{"secondly in 2035", "seconds.ics", "20350101T000000Z", "20350101T000100Z", []string{"20350101T000000Z", "20350101T000030Z"}},
 		{"secondly at UNTIL", "seconds.ics", "20391231T235950Z", "20400101T000010Z", []string{"20400101T000000Z"}},
 		{"secondly after UNTIL", "seconds.ics", "20400101T000010Z", "20400101T000100Z", nil},
+		// Two days of margin would be 172,800 occurrences, more than
+		// maxInstances, so SECONDLY starts three hours before the range.
+		{"every second, days later", "everysecond.ics", "20260105T120000Z", "20260105T120003Z", []string{"20260105T120000Z", "20260105T120001Z", "20260105T120002Z"}},
 	}
 	for _, tt := range tests {
 		calendarData := `<C:calendar-data><C:expand start="` + tt.start + `" end="` + tt.end + `"/></C:calendar-data>`

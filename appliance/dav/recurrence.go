@@ -370,7 +370,8 @@ func (g *componentGroup) recurrenceSet(dtstart, from time.Time) (*rrule.Set, err
 }
 
 // ruleStartNear returns a DTSTART for the rule that yields the same
-// occurrences from about two days before from on, so that a query far
+// occurrences from shortly before from on (two days, or three hours for
+// SECONDLY), so that a query far
 // after DTSTART does not spend maxInstances on earlier occurrences. It
 // moves DTSTART only for a FREQ of SECONDLY to DAILY without COUNT and
 // without BYxxx parts. Such a rule yields DTSTART plus every multiple of
@@ -382,10 +383,16 @@ func ruleStartNear(opt rrule.ROption, dtstart, from time.Time) time.Time {
 		return dtstart
 	}
 	// Local times are compared as if they were UTC, which is how rrule-go
-	// steps them. The two days of margin cover any change of UTC offset.
+	// steps them. The margin covers a change of UTC offset: two days, but
+	// for short steps only three hours, so that the occurrences before from
+	// stay well below maxInstances (three hours are 10,800 of SECONDLY).
+	margin := 48 * time.Hour
+	if step*maxInstances/4 < margin {
+		margin = max(3*time.Hour, step*maxInstances/4)
+	}
 	loc := dtstart.Location()
 	start := localFields(dtstart)
-	target := localFields(from.In(loc)).Add(-48 * time.Hour)
+	target := localFields(from.In(loc)).Add(-margin)
 	if !target.After(start) {
 		return dtstart
 	}
