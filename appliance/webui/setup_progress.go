@@ -240,6 +240,11 @@ func (h *Handler) certificateProgress(lang string, run applyRun, status control.
 		s := h.progressRow(lang, "certificate", progressFailed, "setup.progress.certificate.local_failed")
 		s.Detail = cert.LastError
 		return s
+	case cert.LastError != "" && status.DNS != nil && dnsProviderHasAPI(status.DNS.Provider):
+		// DNS-01 through the provider: the router plays no part.
+		s := h.progressRow(lang, "certificate", progressFailed, "setup.progress.certificate.failed_dns")
+		s.Detail = cert.LastError
+		return h.withFix(lang, s, stepDomain)
 	case cert.LastError != "":
 		s := h.progressRow(lang, "certificate", progressFailed, "setup.progress.certificate.failed")
 		s.Detail = cert.LastError
@@ -255,6 +260,12 @@ func (h *Handler) certificateProgress(lang string, run applyRun, status control.
 	}
 	until := cert.NotAfter.In(time.Local).Format(h.t(lang, "format.datetime"))
 	return h.progressRow(lang, "certificate", progressDone, "setup.progress.certificate.done", "until", until)
+}
+
+// dnsProviderHasAPI reports whether the agent proves the domain with
+// DNS-01 through provider, as it does for every provider with an API.
+func dnsProviderHasAPI(provider string) bool {
+	return provider == control.DNSHetzner || provider == control.DNSRFC2136 || provider == control.DNSDeSEC
 }
 
 // servicesProgress returns the services row. The services start once the

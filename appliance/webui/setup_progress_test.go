@@ -15,6 +15,9 @@ func TestProgressFollowsAgentStatus(t *testing.T) {
 	now := time.Now()
 	const domain = "familie-mueller.de"
 	dnsDone := &control.DNSStatus{Provider: "hetzner", Hostname: domain, IPv4: "198.51.100.7", IPv6: "2001:db8::7", LastUpdate: now}
+	// A dynDNS account has no API for other records, so the agent proves
+	// the domain over HTTP-01, which needs the router.
+	dynDNSDone := &control.DNSStatus{Provider: "dyndns2", Hostname: domain, IPv4: "198.51.100.7", IPv6: "2001:db8::7", LastUpdate: now}
 	certDone := &control.CertificateStatus{Names: []string{domain}, NotAfter: now.Add(90 * 24 * time.Hour)}
 	tests := []struct {
 		name          string
@@ -40,9 +43,12 @@ func TestProgressFollowsAgentStatus(t *testing.T) {
 		{"certificate for other names", control.Status{DNS: dnsDone, Certificate: &control.CertificateStatus{Names: []string{"heimwolke.local"}, NotAfter: now.Add(time.Hour)}}, nil,
 			[3]string{progressDone, progressWaiting, progressWaiting}, [3]string{}, "", true, false,
 			[3]string{"setup.progress.dns.done", "setup.progress.certificate.waiting", "setup.progress.services.after_certificate"}},
-		{"certificate authority fails", control.Status{DNS: dnsDone, Certificate: &control.CertificateStatus{LastError: "http-01 challenge: connection refused"}}, nil,
+		{"certificate authority fails", control.Status{DNS: dynDNSDone, Certificate: &control.CertificateStatus{LastError: "http-01 challenge: connection refused"}}, nil,
 			[3]string{progressDone, progressFailed, progressWaiting}, [3]string{"", "/setup/router", ""}, "http-01 challenge: connection refused", true, false,
 			[3]string{"setup.progress.dns.done", "setup.progress.certificate.failed", "setup.progress.services.after_certificate"}},
+		{"DNS-01 fails at the provider", control.Status{DNS: dnsDone, Certificate: &control.CertificateStatus{LastError: "dns-01: 401 Unauthorized from api.hetzner.cloud"}}, nil,
+			[3]string{progressDone, progressFailed, progressWaiting}, [3]string{"", "/setup/domain", ""}, "dns-01: 401 Unauthorized from api.hetzner.cloud", true, false,
+			[3]string{"setup.progress.dns.done", "setup.progress.certificate.failed_dns", "setup.progress.services.after_certificate"}},
 		{"services cannot be checked", control.Status{DNS: dnsDone, Certificate: certDone}, nil,
 			[3]string{progressDone, progressDone, progressWaiting}, [3]string{}, "", true, false,
 			[3]string{"setup.progress.dns.done", "setup.progress.certificate.done", "setup.progress.services.unknown"}},
