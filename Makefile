@@ -10,6 +10,9 @@ RUN_DIR ?= out/run
 # such as a local Pebble. Empty: the settings' directory.
 ACME_DIRECTORY ?=
 ACME_ROOTS ?=
+# make run: DNS servers (host:port) for ACME DNS-01 lookups, such as a local
+# test server. Empty: /etc/resolv.conf.
+DNS_RESOLVERS ?=
 
 BIN := out/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -37,7 +40,8 @@ run: build
 	mkdir -p $(RUN_DIR)
 	$(BIN)/heimwolke-agent --control-socket $(RUN_DIR)/control.sock --state-dir $(RUN_DIR)/data/agent \
 		--tls-dir $(RUN_DIR)/data/tls --local-names localhost --public-ip-dns "" --check-rebind=false \
-		--acme-directory "$(ACME_DIRECTORY)" --acme-roots "$(ACME_ROOTS)" & agent=$$!; \
+		--acme-directory "$(ACME_DIRECTORY)" --acme-roots "$(ACME_ROOTS)" \
+		--dns-resolvers "$(DNS_RESOLVERS)" & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/heimwolke --http 127.0.0.1:8080 --https 127.0.0.1:8443 \
 		--smtp 127.0.0.1:2525 --submission 127.0.0.1:5587 --submissions 127.0.0.1:5465 --imaps 127.0.0.1:9993 \

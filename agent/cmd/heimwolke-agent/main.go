@@ -37,6 +37,7 @@ func main() {
 	ipSources := flag.String("public-ip-dns", "208.67.222.222:53,216.239.32.10:53", "OpenDNS and Google name servers (host:port, comma-separated, in that order) that tell the box its public IPv4 address; empty: ask only the router")
 	acmeDirectory := flag.String("acme-directory", "", "ACME directory URL that replaces the one in the settings, such as a local Pebble's https://127.0.0.1:14000/dir; empty: the settings' (Let's Encrypt)")
 	acmeRoots := flag.String("acme-roots", "", "PEM file of the root certificates that the ACME server's HTTPS certificate chains to; empty: the system's roots")
+	dnsResolvers := flag.String("dns-resolvers", "", "comma-separated DNS servers (host:port) that find the zone and check the challenge records for ACME DNS-01, such as a local test server; empty: the ones in /etc/resolv.conf")
 	checkRebind := flag.Bool("check-rebind", true, "ask the resolver in /etc/resolv.conf (the router) for the published name, to detect DNS rebind protection")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -62,6 +63,7 @@ func main() {
 	if *localNames != "" {
 		opts.LocalNames = strings.Split(*localNames, ",")
 	}
+	opts.DNSResolvers = splitList(*dnsResolvers)
 	for i, server := range splitList(*ipSources) {
 		if i == 0 {
 			opts.IPv4Sources = append(opts.IPv4Sources, netaddr.OpenDNS(server))
