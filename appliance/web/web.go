@@ -47,6 +47,9 @@ type Options struct {
 	// /healthz and the local root at /ca/, and HTTPS responses carry HSTS.
 	// Nil means never.
 	HTTPSHost func(host string) bool
+	// HTTPSPort is the port of the HTTPS listener that redirects point to.
+	// Empty or "443" means the default port.
+	HTTPSPort string
 }
 
 // Handler serves /healthz and the web interface or the first-boot page.
@@ -119,7 +122,7 @@ func (h *Handler) serveUIOrWebsite(w http.ResponseWriter, r *http.Request) {
 }
 
 // redirectToHTTPS sends a plain HTTP request to the same URL over https://
-// on the default port when Options.HTTPSHost accepts its host, and reports
+// on Options.HTTPSPort when Options.HTTPSHost accepts its host, and reports
 // whether it did. Over HTTPS it adds HSTS for such a host. 308 keeps the method and body (RFC 9110 section 15.4.9).
 // A request for the box's address or heimwolke.local stays on HTTP, because
 // the certificate does not cover those names.
@@ -142,7 +145,9 @@ func (h *Handler) redirectToHTTPS(w http.ResponseWriter, r *http.Request) bool {
 	if host == "" || !h.opts.HTTPSHost(host) {
 		return false
 	}
-	if strings.Contains(host, ":") {
+	if port := h.opts.HTTPSPort; port != "" && port != "443" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]" // an IPv6 literal
 	}
 	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)

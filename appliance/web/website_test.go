@@ -179,6 +179,16 @@ func TestHTTPSRedirectForTrustedHosts(t *testing.T) {
 			t.Errorf("%s: GET https://heimwolke.local/login: HSTS %q, want none", stage, got)
 		}
 	}
+	// make run serves HTTPS on 8443, so its redirects name the port.
+	withPort := New(Options{Version: "v", DataDir: t.TempDir(), UI: labelled("ui"), HTTPSHost: func(string) bool { return true }, HTTPSPort: "8443"})
+	req := httptest.NewRequest(http.MethodGet, "/login", nil)
+	req.Host = "example.com:8080"
+	rec := httptest.NewRecorder()
+	withPort.ServeHTTP(rec, req)
+	if got := rec.Result().Header.Get("Location"); got != "https://example.com:8443/login" {
+		t.Errorf("redirect with HTTPSPort 8443: Location %q, want https://example.com:8443/login", got)
+	}
+
 	check("before setup")
 	complete = true
 	redirects = append(redirects, struct{ method, host, target, location string }{http.MethodGet, "example.com", "/blog/post.html?x=1", "https://example.com/blog/post.html?x=1"})

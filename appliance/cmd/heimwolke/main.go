@@ -137,6 +137,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		Website:       site,
 		SetupComplete: setupComplete,
 		HTTPSHost:     trusted.covers,
+		HTTPSPort:     portOf(addrs.https),
 	})
 	// Port 80 serves the agent's ACME HTTP-01 challenges before anything
 	// else.
@@ -191,6 +192,16 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// portOf returns the port of a listen address such as ":443", or "" when
+// addr has none.
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return port
 }
 
 // listenAddrs are the addresses heimwolke listens on; empty turns a
