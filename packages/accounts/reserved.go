@@ -3,12 +3,13 @@ package accounts
 import "slices"
 
 // reservedNames are the local parts that the box keeps for its own mail:
-// role mailboxes of RFC 2142 that receive reports and complaints, and
-// MAILER-DAEMON, the usual sender of bounces. RFC 5321 section 4.5.1
-// requires postmaster@, and the box's DMARC and TLS-RPT records send
-// reports to it. The mail directory delivers these addresses to the
-// owner, so a user with such a login name would not get mail to it.
-var reservedNames = []string{"postmaster", "abuse", "hostmaster", "webmaster", "mailer-daemon"}
+// the role mailboxes ABUSE and SECURITY of RFC 2142 section 4 and
+// POSTMASTER, HOSTMASTER and WEBMASTER of section 5, and MAILER-DAEMON,
+// the usual sender of bounces. RFC 5321 section 4.5.1 requires
+// postmaster@, and the box's DMARC and TLS-RPT records send reports to
+// it. The mail directory delivers these addresses to the owner, so a user
+// with such a login name would not get mail to it.
+var reservedNames = []string{"postmaster", "abuse", "hostmaster", "webmaster", "security", "mailer-daemon"}
 
 // ReservedNames returns the login names that no new user may take, in
 // lower case.

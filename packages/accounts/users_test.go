@@ -73,7 +73,7 @@ func TestReservedNameRule(t *testing.T) {
 			t.Errorf("CreateOwner(%q): rule %q does not say that the name is reserved and to choose another", name, fe.Rule)
 		}
 	}
-	for _, name := range []string{"hostmaster", "WebMaster", "MAILER-DAEMON"} {
+	for _, name := range []string{"hostmaster", "WebMaster", "Security", "MAILER-DAEMON"} {
 		if !IsReservedName(name) {
 			t.Errorf("IsReservedName(%q) = false, want true", name)
 		}
