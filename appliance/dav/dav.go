@@ -209,7 +209,8 @@ func (q *request) serve() {
 }
 
 // fail sends err: an *httpError with its status, a busy database as 503,
-// and anything else as a logged 500.
+// a collection deleted during the request as 404, and anything else as a
+// logged 500.
 func (q *request) fail(err error) {
 	if isBusy(err) {
 		// Another writer held the database for longer than the busy
@@ -217,6 +218,14 @@ func (q *request) fail(err error) {
 		q.h.log.Warn("dav request failed: database busy", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "err", err)
 		q.w.Header().Set("Retry-After", "1")
 		http.Error(q.w, "the server is busy, retry in a second", http.StatusServiceUnavailable)
+		return
+	}
+	if isForeignKeyViolation(err) {
+		// Every foreign key of the DAV tables points at dav_collections,
+		// so the collection was deleted while this request ran, as when
+		// DeleteUser removes its owner. Nothing was written.
+		q.h.log.Warn("dav request failed: collection deleted during the request", "user", q.login, "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+		http.Error(q.w, "the collection was deleted while this request ran", http.StatusNotFound)
 		return
 	}
 	var he *httpError
@@ -245,6 +254,13 @@ func (q *request) serveOptions() {
 func isBusy(err error) bool {
 	var coded interface{ Code() int }
 	return errors.As(err, &coded) && coded.Code()&0xff == 5
+}
+
+// isForeignKeyViolation reports whether err is SQLite's extended result
+// code SQLITE_CONSTRAINT_FOREIGNKEY (787).
+func isForeignKeyViolation(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code() == 787
 }
 
 // internalError logs err with the event name msg and sends a 500 without

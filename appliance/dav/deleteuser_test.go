@@ -73,3 +73,27 @@ func TestDeleteUserNewUserStartsEmpty(t *testing.T) {
 
 const lockInfoBody = `<?xml version="1.0" encoding="utf-8"?>
 <D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>ben</D:owner></D:lockinfo>`
+
+// TestPutIntoCollectionDeletedMeanwhile guards against a 500 for a PUT
+// whose collection DeleteUser removes while the PUT runs. A trigger deletes
+// the collection just before the PUT inserts its rows, so the insert fails
+// on the foreign key as it does in that race.
+func TestPutIntoCollectionDeletedMeanwhile(t *testing.T) {
+	ts := newTestServer(t, "ben")
+	event := fmt.Sprintf(testEvent, "e1", "20260301T100000Z", "20260301T110000Z", "Zahnarzt")
+	wantStatus(t, "PUT first event", ts.do(t, "ben", "PUT", "/dav/calendars/ben/calendar/e1.ics", event), http.StatusCreated)
+
+	for _, table := range []string{"dav_objects", "dav_changes"} {
+		_, err := ts.db.Exec(`CREATE TRIGGER delete_collection_before_` + table + ` BEFORE INSERT ON ` + table + `
+			BEGIN DELETE FROM dav_collections WHERE id = NEW.collection_id; END`)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	event = fmt.Sprintf(testEvent, "e2", "20260302T100000Z", "20260302T110000Z", "Chor")
+	r := ts.do(t, "ben", "PUT", "/dav/calendars/ben/calendar/e2.ics", event)
+	wantStatus(t, "PUT while the collection is deleted", r, http.StatusNotFound)
+	if !strings.Contains(r.body, "deleted while this request ran") {
+		t.Errorf("PUT while the collection is deleted: body %q, want the reason", r.body)
+	}
+}
