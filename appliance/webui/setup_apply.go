@@ -151,6 +151,9 @@ func (h *Handler) createAccounts(ctx context.Context, v *visit, d draft) (*apply
 			return nil, err
 		}
 	}
+	if err := h.dropStaleMembers(ctx, d); err != nil {
+		return nil, err
+	}
 	h.log.Info("setup accounts created", "owner", owner.Name, "members", len(d.Members), "source", v.source)
 	return nil, nil
 }
@@ -332,6 +335,32 @@ func (h *Handler) resumeOwner(ctx context.Context, v *visit, d draft) (*accounts
 	return nil, "", err
 }
 
+// dropStaleMembers deletes the members that an interrupted apply created
+// but the draft no longer lists, for example after heimwolke restarted and
+// the household walked the wizard again. Nobody could log in as them yet,
+// because the setup was not complete.
+func (h *Handler) dropStaleMembers(ctx context.Context, d draft) error {
+	users, err := h.accounts.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("listing members from an interrupted setup: %w", err)
+	}
+	for _, u := range users {
+		if u.Role != accounts.RoleMember || slices.ContainsFunc(d.Members, func(m person) bool { return m.Name == u.Name }) {
+			continue
+		}
+		if h.deleteUserData != nil {
+			if err := h.deleteUserData(ctx, u.Name); err != nil {
+				return fmt.Errorf("deleting data of member %q from an interrupted setup: %w", u.Name, err)
+			}
+		}
+		if err := h.accounts.DeleteUser(ctx, u.ID); err != nil {
+			return fmt.Errorf("deleting member %q from an interrupted setup: %w", u.Name, err)
+		}
+		h.log.Info("member from an interrupted setup deleted", "user", u.Name, "user_id", u.ID)
+	}
+	return nil
+}
+
 // createMember creates a member of the draft, or skips one that an
 // interrupted apply created already.
 func (h *Handler) createMember(ctx context.Context, m person) error {
@@ -344,7 +373,15 @@ func (h *Handler) createMember(ctx context.Context, m person) error {
 	if errors.Is(err, accounts.ErrExists) {
 		u, lookupErr := h.accounts.UserByName(ctx, m.Name)
 		if lookupErr == nil && u.Role == accounts.RoleMember {
-			h.log.Info("member exists from an interrupted setup", "user", m.Name)
+			// The draft's password and profile win, because the household
+			// entered them last.
+			h.log.Info("member exists from an interrupted setup, taking the draft's password", "user", m.Name)
+			if err := h.accounts.SetPassword(ctx, u.ID, m.password); err != nil {
+				return fmt.Errorf("setting password of member %q from an interrupted setup: %w", m.Name, err)
+			}
+			if err := h.accounts.SetProfile(ctx, u.ID, m.DisplayName, accounts.Language(m.Language)); err != nil {
+				return fmt.Errorf("setting profile of member %q from an interrupted setup: %w", m.Name, err)
+			}
 			return nil
 		}
 	}

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -335,5 +336,38 @@ func TestWizardResumesInterruptedApply(t *testing.T) {
 	applyAndFinish(t, b)
 	if !env.setup.Complete() {
 		t.Error("setup not complete after resuming with the owner's password")
+	}
+}
+
+// TestWizardResumeReplacesStaleMembers walks the wizard again after an
+// interrupted apply had created the owner and two members: the member the
+// new draft drops is deleted, and the one it keeps takes the new password.
+func TestWizardResumeReplacesStaleMembers(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	if _, err := env.accounts.CreateOwner(ctx, accounts.NewUser{Name: "anna", Language: "de", Password: ownerPassword}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ben", "root"} {
+		if _, err := env.accounts.CreateMember(ctx, accounts.NewUser{Name: name, Language: "de", Password: "das alte passwort von " + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := newBrowser(t, env.h, lanAddr)
+	wantRedirect(t, b.submit("/setup/owner", "/setup/owner", form(
+		"name", "anna", "password", ownerPassword, "password2", ownerPassword)), "/setup/members")
+	res := b.submit("/setup/members", "/setup/members", form(
+		"action", "add", "name", "ben", "display_name", "Ben", "password", memberPassword, "password2", memberPassword, "language", "de"))
+	wantStatus(t, res, http.StatusSeeOther)
+	wantRedirect(t, b.submit("/setup/members", "/setup/members", form("action", "next")), "/setup/domain")
+	walkLaterSteps(t, b)
+	applyAndFinish(t, b)
+
+	if _, err := env.accounts.UserByName(ctx, "root"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("member root from the interrupted apply: got %v, want it deleted", err)
+	}
+	if _, err := env.accounts.CheckPassword(ctx, "ben", memberPassword, netip.MustParseAddrPort(lanAddr).Addr(), "test"); err != nil {
+		t.Errorf("ben with the new draft's password: %v, want it accepted", err)
 	}
 }
