@@ -73,15 +73,16 @@ func (h *Handler) openFolder(f folder) (fsys *rootFS, close func(), err error) {
 	}
 	st := h.state(f)
 	fsys = &rootFS{
-		root:   root,
-		dir:    f.dir,
-		key:    f.key,
-		props:  h.props.forRequest(f.key),
-		usage:  st.usage,
-		quota:  f.quota,
-		req:    &requestState{},
-		locks:  st.locks,
-		prefix: f.prefix,
+		root:        root,
+		dir:         f.dir,
+		key:         f.key,
+		props:       h.props.forRequest(f.key),
+		usage:       st.usage,
+		quota:       f.quota,
+		freeReserve: h.freeReserve,
+		req:         &requestState{},
+		locks:       st.locks,
+		prefix:      f.prefix,
 	}
 	return fsys, func() { root.Close() }, nil
 }
@@ -125,7 +126,7 @@ func mapFSError(err error) error {
 		return fmt.Errorf("%w: %w", webui.ErrFileNotFound, err)
 	case errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%w: %w", webui.ErrFileExists, err)
-	case errors.Is(err, errQuotaExceeded), errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, errQuotaExceeded), errors.Is(err, errFreeReserve), errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("%w: %w", webui.ErrQuotaExceeded, err)
 	case errors.Is(err, syscall.ENAMETOOLONG):
 		return fmt.Errorf("%w: longer than %d bytes: %w", webui.ErrInvalidName, maxNameBytes, err)

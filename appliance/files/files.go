@@ -75,6 +75,13 @@ type Options struct {
 	// the website folder separately too. Zero means only the free space.
 	SharedQuotaBytes int64
 
+	// FreeReserveBytes is the free space that uploads leave on the file
+	// system that holds a folder, for the mail queue, the databases and
+	// the logs. An upload that would leave less fails with 507
+	// Insufficient Storage, whatever its folder's quota. Zero means no
+	// reserve.
+	FreeReserveBytes int64
+
 	// MaxXMLBytes caps the XML body of PROPFIND, PROPPATCH and LOCK.
 	// Larger bodies get 413. Zero means 1 MiB.
 	MaxXMLBytes int64
@@ -111,6 +118,7 @@ type Handler struct {
 
 	quotaHome   int64
 	quotaShared int64
+	freeReserve int64
 }
 
 // rootState is the lock system and usage counter of one folder tree, kept
@@ -154,6 +162,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 		roots:       make(map[string]*rootState),
 		quotaHome:   opts.QuotaBytes,
 		quotaShared: opts.SharedQuotaBytes,
+		freeReserve: opts.FreeReserveBytes,
 	}, nil
 }
 
@@ -295,6 +304,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, fsys *rootFS,
 			http.Error(w, errQuotaExceeded.Error(), http.StatusInsufficientStorage)
 			return
 		}
+		if err := fsys.checkFreeSpace(r.ContentLength); err != nil {
+			writeFreeSpaceError(w, h.log, f, err)
+			return
+		}
 	}
 	if r.Method != "OPTIONS" {
 		if status, err := applyIf(r, fsys, fsys.locks, f, name); err != nil {
@@ -362,4 +375,15 @@ func (h *Handler) serveContent(w http.ResponseWriter, r *http.Request, fsys *roo
 		w.Header().Set("Content-Type", ct)
 	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), file)
+}
+
+// writeFreeSpaceError sends 507 when an upload would cross the free-space
+// reserve, and 500 when the free space could not be read.
+func writeFreeSpaceError(w http.ResponseWriter, log *slog.Logger, f folder, err error) {
+	if errors.Is(err, errFreeReserve) {
+		http.Error(w, err.Error(), http.StatusInsufficientStorage)
+		return
+	}
+	log.Error("checking free space before an upload", "folder", f.key, "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
 }

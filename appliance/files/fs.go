@@ -37,6 +37,10 @@ type rootFS struct {
 	quota int64
 	req   *requestState
 
+	// freeReserve is the free space in bytes that uploads leave on the file
+	// system, Options.FreeReserveBytes.
+	freeReserve int64
+
 	// wantQuota adds the RFC 4331 quota properties to the folders'
 	// dead properties, and wantLocks the lockdiscovery property to all,
 	// when the PROPFIND body names them.

@@ -22,6 +22,10 @@ import (
 // errQuotaExceeded fails a write that would take a folder over its quota.
 var errQuotaExceeded = errors.New("quota exceeded: delete files or ask the owner for a larger quota")
 
+// errFreeReserve fails a write that would leave less than the free-space
+// reserve (Options.FreeReserveBytes) on the file system.
+var errFreeReserve = errors.New("insufficient storage: the upload would leave less free space on the disk than the box keeps for mail and its databases, so delete files first")
+
 // upload writes a new file's content to a temporary file in the target's
 // folder and renames it over the target in Close, so that readers see the
 // old content or the whole new one, and a cut-off upload leaves nothing.
@@ -55,10 +59,15 @@ func (fsys *rootFS) newUpload(rel string) (*upload, error) {
 	return &upload{fsys: fsys, rel: rel, tmp: tmp, file: file, old: fsys.regularSize(rel)}, nil
 }
 
-// Write reserves the bytes against the quota before it writes them.
+// Write reserves the bytes against the quota, and checks that they leave
+// the free-space reserve on the disk, before it writes them.
 func (u *upload) Write(p []byte) (int, error) {
 	if u.err != nil {
 		return 0, u.err
+	}
+	if err := u.fsys.checkFreeSpace(int64(len(p))); err != nil {
+		u.fail(err)
+		return 0, err
 	}
 	if err := u.fsys.reserve(int64(len(p)), u.old); err != nil {
 		u.fail(err)
@@ -98,8 +107,15 @@ func (u *upload) ReadFrom(r io.Reader) (int64, error) {
 
 func (u *upload) fail(err error) {
 	u.err = err
-	if errors.Is(err, errQuotaExceeded) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	switch {
+	case errors.Is(err, errFreeReserve):
+		u.fsys.req.override(507, errFreeReserve.Error())
+	case errors.Is(err, errQuotaExceeded) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
 		u.fsys.req.override(507, "insufficient storage: the quota or the disk is full")
+	default:
+		if errors.Is(err, errFreeSpaceUnknown) {
+			u.fsys.req.internalErr = true
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package files
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -94,14 +95,45 @@ func (fsys *rootFS) reserve(n, replaced int64) error {
 	return fsys.usage.add(fsys.root, n, quota)
 }
 
-// available returns the bytes that may still be written: what the quota
-// leaves, but no more than the file system has free.
-func (fsys *rootFS) available(used int64) (int64, error) {
+// freeBytes returns the bytes that unprivileged writers may still use on
+// the file system that holds dir.
+func freeBytes(dir string) (int64, error) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(fsys.dir, &st); err != nil {
-		return 0, fmt.Errorf("reading free space: %w", err)
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("%w of %s: %w", errFreeSpaceUnknown, dir, err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+var errFreeSpaceUnknown = errors.New("reading free space failed")
+
+// checkFreeSpace returns errFreeReserve when writing n more bytes would
+// leave less than the reserve free on the folder's file system. Bytes
+// that uploads have written already count as used, because ext4 (with
+// its delayed allocations) and tmpfs subtract them from the free space at
+// once. Concurrent uploads can still overshoot by one write each.
+func (fsys *rootFS) checkFreeSpace(n int64) error {
+	if fsys.freeReserve <= 0 || n <= 0 {
+		return nil
+	}
+	free, err := freeBytes(fsys.dir)
+	if err != nil {
+		return err
+	}
+	if free-n < fsys.freeReserve {
+		return errFreeReserve
+	}
+	return nil
+}
+
+// available returns the bytes that may still be written: what the quota
+// leaves, but no more than the file system has free above the reserve.
+func (fsys *rootFS) available(used int64) (int64, error) {
+	free, err := freeBytes(fsys.dir)
+	if err != nil {
+		return 0, err
+	}
+	free = max(free-max(fsys.freeReserve, 0), 0)
 	if fsys.quota > 0 {
 		free = min(free, max(fsys.quota-used, 0))
 	}

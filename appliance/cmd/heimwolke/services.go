@@ -45,6 +45,7 @@ func openServices(ctx context.Context, dbPath, dataDir, wwwDir string, accts *ac
 		DB:               db,
 		QuotaBytes:       quota,
 		SharedQuotaBytes: quota,
+		FreeReserveBytes: fileFreeReserve(dataDir, log),
 		Logger:           log,
 	})
 	if err != nil {
@@ -175,4 +176,29 @@ func fileQuota(dataDir string, log *slog.Logger) int64 {
 	quota := max(int64(st.Blocks)*int64(st.Bsize)/quotaShare, quotaFloor)
 	log.Info("file quota per folder", "path", dataDir, "quota_bytes", quota)
 	return quota
+}
+
+// Free-space reserve of the data file system: file uploads stop when they
+// would leave less than reserveShare of it free, but at least reserveFloor.
+// The SMTP server accepts a message only while 1.5 times its default 40 MiB
+// size limit (60 MiB) is free, and the databases, logs and mail store need
+// room too, so the floor keeps mail flowing on a small card. On a large
+// card the 5 % share scales the reserve with the card, like the share
+// that mke2fs reserves for root by default.
+const (
+	reserveShare = 20        // one twentieth, 5 %
+	reserveFloor = 256 << 20 // 256 MiB
+)
+
+// fileFreeReserve returns the free-space reserve for file uploads under the
+// rule above, from the size of the file system that holds dataDir.
+func fileFreeReserve(dataDir string, log *slog.Logger) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dataDir, &st); err != nil {
+		log.Error("measuring the data file system failed, free-space reserve for files set to the minimum", "path", dataDir, "reserve_bytes", reserveFloor, "err", err)
+		return reserveFloor
+	}
+	reserve := max(int64(st.Blocks)*int64(st.Bsize)/reserveShare, reserveFloor)
+	log.Info("free-space reserve for file uploads", "path", dataDir, "reserve_bytes", reserve)
+	return reserve
 }
