@@ -80,7 +80,8 @@ type mail struct {
 // dataDir; serve starts the servers.
 func openMail(ctx context.Context, dataDir, dbPath string, db *sql.DB, accts *accounts.Store, log *slog.Logger) (*mail, error) {
 	dir := filepath.Join(dataDir, "mail")
-	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "messages"), DatabasePath: dbPath, Logger: log})
+	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "messages"), DatabasePath: dbPath, Logger: log,
+		UserExists: accountExists(accts)})
 	if err != nil {
 		return nil, fmt.Errorf("opening the mail store: %w", err)
 	}
@@ -93,6 +94,18 @@ func openMail(ctx context.Context, dataDir, dbPath string, db *sql.DB, accts *ac
 		return nil, fmt.Errorf("opening the mail aliases: %w", err)
 	}
 	return &mail{dir: dir, db: db, accounts: accts, store: st, keys: keys, aliases: al, log: log.With("service", "mail"), noticeLog: log.With("service", "notice")}, nil
+}
+
+// accountExists returns the store's Options.UserExists: whether accts has
+// a user with the login name.
+func accountExists(accts *accounts.Store) func(ctx context.Context, login string) (bool, error) {
+	return func(ctx context.Context, login string) (bool, error) {
+		_, err := accts.UserByName(ctx, login)
+		if errors.Is(err, accounts.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 }
 
 // webUI returns the mail parts of the web interface: aliases and the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heimwolke/heimwolke/appliance/mail/store"
 )
 
 // bounce delivers a delivery status notification about the failed
@@ -36,7 +39,13 @@ func (q *Queue) bounce(ctx context.Context, m *queuedMessage, failed []failure) 
 		log.Error("building bounce failed", "err", err)
 		return
 	}
-	if err := q.opts.Local.Deliver(ctx, m.login, "INBOX", bytes.NewReader(dsn)); err != nil {
+	err = q.opts.Local.Deliver(ctx, m.login, "INBOX", bytes.NewReader(dsn))
+	if errors.Is(err, store.ErrNoSuchUser) {
+		// The sender's account was deleted while the message was queued.
+		log.Info("mail bounce dropped: sender deleted", "failed", len(failed), "err", err)
+		return
+	}
+	if err != nil {
 		// NOTE: the bounce is not retried, so a store failure here
 		// leaves the sender with only this log line.
 		log.Error("delivering bounce failed", "err", err)

@@ -48,7 +48,8 @@ type Signer interface {
 }
 
 // Deliverer stores a message in a local user's mailbox, as the message store
-// does. The queue uses it for bounces.
+// does. The queue uses it for bounces, and drops a bounce with a log line
+// when Deliver fails with store.ErrNoSuchUser.
 type Deliverer interface {
 	Deliver(ctx context.Context, login, folder string, msg io.Reader) error
 }

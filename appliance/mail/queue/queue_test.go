@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/textproto"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heimwolke/heimwolke/appliance/mail/store"
 	"github.com/heimwolke/heimwolke/packages/control"
 	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 )
@@ -348,5 +350,48 @@ func TestLastSmarthostRecorded(t *testing.T) {
 		if got, want := entries[0].LastSmarthost, tc.smarthost != nil; got != want {
 			t.Errorf("%s: LastSmarthost = %v, want %v", tc.name, got, want)
 		}
+	}
+}
+
+// TestBounceToDeletedSenderDropped guards against a bounce recreating the
+// mailboxes of a sender whose account was deleted while their message
+// was queued.
+func TestBounceToDeletedSenderDropped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, store.Options{
+		Dir:          filepath.Join(dir, "mail"),
+		DatabasePath: filepath.Join(dir, "mail.db"),
+		UserExists:   func(ctx context.Context, login string) (bool, error) { return login != "ben", nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var logs strings.Builder
+	q := openTestQueue(t, dir, func(o *Options) {
+		o.Local = st
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	content := "From: ben@example.org\r\nSubject: Hallo\r\n\r\nText\r\n"
+	m := &queuedMessage{
+		id: 7, login: "ben", from: "ben@example.org", created: time.Unix(1700000000, 0),
+		content: io.NewSectionReader(strings.NewReader(content), 0, int64(len(content))),
+	}
+
+	q.bounce(ctx, m, []failure{{rcpt: "x@r.test", status: "5.1.1", detail: "no such user"}})
+
+	if !strings.Contains(logs.String(), "mail bounce dropped: sender deleted") {
+		t.Errorf("log lacks the dropped bounce:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("log has an error for the dropped bounce:\n%s", logs.String())
+	}
+	// Mailbox fails with ErrNoSuchUser only while ben has no mailboxes.
+	if _, err := st.Mailbox(ctx, "ben", "INBOX"); !errors.Is(err, store.ErrNoSuchUser) {
+		t.Errorf("ben's inbox after the bounce: got %v, want ErrNoSuchUser", err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "mail", "ben")); err == nil {
+		t.Errorf("ben's message folder exists after the bounce with %d entries, want none", len(entries))
 	}
 }

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/heimwolke/heimwolke/appliance/mail/store"
 )
 
 // Replies with the SMTP code and the enhanced status code of RFC 3463.
@@ -116,8 +119,7 @@ func (s *sessionBase) deliverLocal(ctx context.Context, logins []string, folder 
 	}
 	if md, ok := s.server.opts.Deliverer.(MultiDeliverer); ok {
 		if err := md.DeliverAll(ctx, logins, folder, open()); err != nil {
-			s.log.Error("delivery failed", "logins", logins, "folder", folder, "err", err)
-			return errTempLocal
+			return s.deliveryError(logins, folder, err)
 		}
 		return nil
 	}
@@ -126,11 +128,27 @@ func (s *sessionBase) deliverLocal(ctx context.Context, logins []string, folder 
 		// earlier users already have the message and get it again when
 		// the client retries.
 		if err := s.server.opts.Deliverer.Deliver(ctx, login, folder, open()); err != nil {
-			s.log.Error("delivery failed", "login", login, "folder", folder, "err", err)
-			return errTempLocal
+			return s.deliveryError(logins, folder, err)
 		}
 	}
 	return nil
+}
+
+// deliveryError logs a failed delivery to logins and returns the reply to
+// DATA. A recipient whose account was deleted after RCPT gets 550 5.1.1
+// when it is the only login. With more logins the whole message gets 451,
+// because one reply to DATA covers every recipient, and the client's
+// retry then gets 550 for that recipient at RCPT.
+func (s *sessionBase) deliveryError(logins []string, folder string, err error) error {
+	if errors.Is(err, store.ErrNoSuchUser) {
+		s.log.Info("delivery failed: account deleted after RCPT", "remote", s.remote, "logins", logins, "err", err)
+		if len(logins) == 1 {
+			return errNoSuchUser
+		}
+		return errTempLocal
+	}
+	s.log.Error("delivery failed", "logins", logins, "folder", folder, "err", err)
+	return errTempLocal
 }
 
 // unique returns logins without repeats, in their first order.

@@ -30,7 +30,9 @@ import (
 type Deliverer interface {
 	// Deliver stores msg in the folder ("INBOX", "Junk") of the user with
 	// the login name login. It returns only after the message is durably
-	// stored, because the server sends 250 right after it.
+	// stored, because the server sends 250 right after it. An error
+	// matching store.ErrNoSuchUser, for an account deleted after RCPT,
+	// becomes 550 5.1.1 when login is the message's only recipient.
 	Deliver(ctx context.Context, login, folder string, msg io.Reader) error
 }
 

@@ -16,8 +16,12 @@ import (
 // rows, which the next Open removes. Selected mailboxes get an
 // EventMailboxDeleted. Deleting a login without mail is no error.
 //
-// Call it after the login can no longer log in or receive mail, because
-// a later delivery or IMAP login creates the default mailboxes again.
+// Call it after the login can no longer log in or receive mail, and delete
+// the account afterwards. Until the account is gone, a delivery or IMAP
+// login creates the default mailboxes again, so call DeleteUser once more
+// after deleting the account. From then on Options.UserExists makes
+// deliveries fail with ErrNoSuchUser; without it, they recreate the
+// mailboxes.
 func (s *Store) DeleteUser(ctx context.Context, login string) error {
 	if err := validateLogin(login); err != nil {
 		return fmt.Errorf("deleting mail of %q: %w", login, err)

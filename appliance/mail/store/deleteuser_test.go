@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // regularFiles returns the files below dir, relative to it.
@@ -136,5 +139,68 @@ func TestDeleteUserLeftoversRemovedAtOpen(t *testing.T) {
 	openTestStore(t, dir, Options{})
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
 		t.Errorf("leftover message file after Open: stat error %v, want not exist", err)
+	}
+}
+
+// TestDeliverToDeletedUserFails guards against mail in transit during a
+// member's deletion recreating their mailboxes, where a later member of
+// the same name would read it.
+func TestDeliverToDeletedUserFails(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	accounts := map[string]bool{"anna": true, "ben": true}
+	var mu sync.Mutex
+	s := openTestStore(t, dir, Options{UserExists: func(ctx context.Context, login string) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return accounts[login], nil
+	}})
+	for _, login := range []string{"anna", "ben"} {
+		if err := s.Deliver(ctx, login, "", strings.NewReader(message("vorher", "Text"))); err != nil {
+			t.Fatalf("Deliver to %s before the deletion: %v", login, err)
+		}
+	}
+
+	if err := s.DeleteUser(ctx, "ben"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	delete(accounts, "ben")
+	mu.Unlock()
+
+	err := s.Deliver(ctx, "ben", "", strings.NewReader(message("danach", "Text")))
+	if !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("Deliver to deleted ben: got %v, want ErrNoSuchUser", err)
+	}
+	err = s.DeliverAll(ctx, []string{"anna", "ben"}, "", strings.NewReader(message("an beide", "Text")))
+	if !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("DeliverAll to anna and deleted ben: got %v, want ErrNoSuchUser", err)
+	}
+	_, _, err = s.Append(ctx, "ben", "Sent", strings.NewReader(message("gesendet", "Text")), nil, time.Time{}, nil)
+	if !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("Append for deleted ben: got %v, want ErrNoSuchUser", err)
+	}
+	if err := s.EnsureUser(ctx, "ben"); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("EnsureUser for deleted ben: got %v, want ErrNoSuchUser", err)
+	}
+
+	if n := countRows(t, s, `SELECT count(*) FROM mail_users WHERE login = 'ben'`); n != 0 {
+		t.Errorf("mail_users rows of ben: got %d, want 0", n)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM mail_mailboxes WHERE login = 'ben'`); n != 0 {
+		t.Errorf("mailboxes of ben: got %d, want 0", n)
+	}
+	if files := regularFiles(t, filepath.Join(dir, "mail", "ben")); len(files) != 0 {
+		t.Errorf("message files of ben: got %v, want none", files)
+	}
+	if got := allMessages(t, s, "anna", "INBOX"); len(got) != 1 {
+		t.Errorf("anna's inbox after the failed DeliverAll: got %d messages, want 1", len(got))
+	}
+	// A user that has an account but no mailboxes yet still gets them.
+	mu.Lock()
+	accounts["carla"] = true
+	mu.Unlock()
+	if err := s.Deliver(ctx, "carla", "", strings.NewReader(message("hallo", "Text"))); err != nil {
+		t.Errorf("Deliver to new user carla: %v", err)
 	}
 }

@@ -11,7 +11,8 @@ import (
 
 // Deliver stores an incoming message in the user's folder ("" means the
 // inbox, "Junk" the spam folder). The message is durable when Deliver
-// returns nil. It fails with ErrQuotaExceeded, ErrTooBig or ErrNoMailbox.
+// returns nil. It fails with ErrQuotaExceeded, ErrTooBig, ErrNoMailbox or,
+// for a login without mailboxes and account, ErrNoSuchUser.
 func (s *Store) Deliver(ctx context.Context, login, folder string, msg io.Reader) error {
 	if folder == "" {
 		folder = Inbox
@@ -24,7 +25,8 @@ func (s *Store) Deliver(ctx context.Context, login, folder string, msg io.Reader
 // logins, as Deliver does, but all or nothing: either every user has the
 // message when DeliverAll returns nil, or no user has it. Duplicate logins
 // receive one copy. It fails with ErrQuotaExceeded when any user is over
-// quota, ErrTooBig or ErrNoMailbox.
+// quota, ErrTooBig, ErrNoMailbox or, when any login has neither mailboxes
+// nor an account, ErrNoSuchUser.
 //
 // The message is written to one file, which every further user gets as a
 // hard link, and all index rows commit in one SQLite transaction. Files of

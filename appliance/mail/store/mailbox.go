@@ -139,7 +139,9 @@ func ensureUser(ctx context.Context, tx *sql.Tx, login string) error {
 }
 
 // EnsureUser creates the user's default mailboxes if they are missing: Inbox,
-// Sent, Drafts, Trash, Junk and Archive.
+// Sent, Drafts, Trash, Junk and Archive. Before it creates them, it calls
+// Options.UserExists and fails with ErrNoSuchUser for a login without an
+// account.
 func (s *Store) EnsureUser(ctx context.Context, login string) error {
 	var exists bool
 	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mail_users WHERE login = ?)`, login).Scan(&exists)
@@ -149,9 +151,33 @@ func (s *Store) EnsureUser(ctx context.Context, login string) error {
 	if exists {
 		return nil
 	}
-	err = s.write(ctx, func(tx *sql.Tx, _ *[]Event) error { return ensureUser(ctx, tx, login) })
+	err = s.write(ctx, func(tx *sql.Tx, _ *[]Event) error {
+		// Checked under s.mu, so a DeleteUser that runs after the
+		// account is deleted either finds these mailboxes or runs first,
+		// and then this check fails.
+		if err := s.checkAccount(ctx, login); err != nil {
+			return err
+		}
+		return ensureUser(ctx, tx, login)
+	})
 	if err != nil {
 		return fmt.Errorf("creating mailboxes of %q: %w", login, err)
+	}
+	return nil
+}
+
+// checkAccount returns ErrNoSuchUser when Options.UserExists reports that
+// login has no account.
+func (s *Store) checkAccount(ctx context.Context, login string) error {
+	if s.opts.UserExists == nil {
+		return nil
+	}
+	ok, err := s.opts.UserExists(ctx, login)
+	if err != nil {
+		return fmt.Errorf("looking up the account: %w", err)
+	}
+	if !ok {
+		return ErrNoSuchUser
 	}
 	return nil
 }

@@ -27,6 +27,11 @@ var (
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrInvalidLogin  = errors.New("invalid login name")
 
+	// ErrNoSuchUser means that the login has no mailboxes and
+	// Options.UserExists reports that it has no account, so the store
+	// did not create them.
+	ErrNoSuchUser = errors.New("no such user")
+
 	// ErrInvalidLevel means that a level of a mailbox name is empty, or
 	// "." or ".." in a new name. It matches ErrInvalidName too.
 	ErrInvalidLevel = fmt.Errorf(`%w: a level is empty, "." or ".."`, ErrInvalidName)
@@ -56,6 +61,14 @@ type Options struct {
 
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+
+	// UserExists reports whether login has an account. EnsureUser, and
+	// with it Deliver, DeliverAll and Append, calls it before it creates
+	// the mailboxes of a login that has none, and fails with
+	// ErrNoSuchUser when it returns false. Mail that was in transit while
+	// a member was deleted then cannot recreate their mailboxes for a
+	// later member of the same name. Default nil: every login exists.
+	UserExists func(ctx context.Context, login string) (bool, error)
 }
 
 func (o Options) withDefaults() Options {
