@@ -43,7 +43,8 @@ func (s *Store) Directory(domains []string, users smtp.UserLookup) *Directory {
 func (d *Directory) Domains() []string { return slices.Clone(d.domains) }
 
 // Lookup implements smtp.Directory. A role address (postmaster@, abuse@,
-// hostmaster@, webmaster@, mailer-daemon@, see accounts.ReservedNames)
+// hostmaster@, webmaster@, security@, mailer-daemon@, see
+// accounts.ReservedNames)
 // goes to its alias or else to the owner, never to a user of that name.
 // Any other address tries the user, then the alias, then both again
 // without a "+tag" suffix of the local part (anna+shop@ is anna@), then
