@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -49,7 +50,8 @@ func writeCheckError(w http.ResponseWriter, status int, err error) {
 
 // cleanURLPath returns the request's path in Unicode NFC. It rejects dot
 // segments (also when sent as %2e%2e), encoded slashes, backslashes and NUL
-// bytes, so that no path can be read two ways.
+// bytes, so that no path can be read two ways, and names that the file
+// system cannot store.
 func cleanURLPath(u *url.URL) (string, error) {
 	escaped := strings.ToLower(u.EscapedPath())
 	if strings.Contains(escaped, "%2f") {
@@ -64,7 +66,28 @@ func cleanURLPath(u *url.URL) (string, error) {
 			return "", errors.New("invalid path: dot segment")
 		}
 	}
-	return norm.NFC.String(p), nil
+	p = norm.NFC.String(p)
+	for _, segment := range strings.Split(p, "/") {
+		if len(segment) > maxNameBytes {
+			return "", errNameTooLong
+		}
+	}
+	return p, nil
+}
+
+// errNameTooLong rejects a name that ext4 cannot store, as the web UI's
+// checkName does. The length counts bytes in NFC, the form stored on disk.
+var errNameTooLong = fmt.Errorf("invalid path: a name is longer than %d bytes in UTF-8, the maximum that the file system stores, so shorten it", maxNameBytes)
+
+// noteNameTooLong makes the response 400 when err is ENAMETOOLONG, for
+// which the webdav package would send 403, 404 or 405. cleanURLPath rejects
+// such names first, so this covers only names that the file system
+// limits more tightly.
+func (fsys *rootFS) noteNameTooLong(err error) error {
+	if errors.Is(err, syscall.ENAMETOOLONG) {
+		fsys.req.override(http.StatusBadRequest, errNameTooLong.Error())
+	}
+	return err
 }
 
 // checkRequest rejects what the webdav package would accept but should

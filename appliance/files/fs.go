@@ -85,7 +85,7 @@ func (fsys *rootFS) Mkdir(ctx context.Context, name string, perm os.FileMode) er
 	if reserved(rel) {
 		return &os.PathError{Op: "mkdir", Path: name, Err: errReservedName}
 	}
-	return fsys.root.Mkdir(rel, 0o700)
+	return fsys.noteNameTooLong(fsys.root.Mkdir(rel, 0o700))
 }
 
 // OpenFile opens name for reading, or starts an atomic upload when flag
@@ -129,7 +129,7 @@ func (fsys *rootFS) Rename(ctx context.Context, oldName, newName string) error {
 		return &os.PathError{Op: "rename", Path: newName, Err: os.ErrInvalid}
 	}
 	if err := fsys.root.Rename(oldRel, newRel); err != nil {
-		return err
+		return fsys.noteNameTooLong(err)
 	}
 	return fsys.props.moveTree(oldRel, newRel)
 }
@@ -137,7 +137,7 @@ func (fsys *rootFS) Rename(ctx context.Context, oldName, newName string) error {
 func (fsys *rootFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
 	fi, err := fsys.stat(relPath(name))
 	if err != nil {
-		return nil, err
+		return nil, fsys.noteNameTooLong(err)
 	}
 	return fi, nil
 }

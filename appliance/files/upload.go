@@ -54,7 +54,7 @@ func (fsys *rootFS) newUpload(rel string) (*upload, error) {
 	tmp := path.Join(path.Dir(rel), tempPrefix+hex.EncodeToString(random[:]))
 	file, err := fsys.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, fsys.noteNameTooLong(err)
 	}
 	return &upload{fsys: fsys, rel: rel, tmp: tmp, file: file, old: fsys.regularSize(rel)}, nil
 }
@@ -136,7 +136,7 @@ func (u *upload) Close() error {
 	}
 	if err := u.commit(); err != nil {
 		u.discard()
-		return err
+		return u.fsys.noteNameTooLong(err)
 	}
 	return nil
 }
