@@ -44,6 +44,19 @@ func newEngine(t *testing.T, opts Options) (*Engine, *tlsstore.Store) {
 	return e, store
 }
 
+// bindDNS returns DNS settings for familie.test at the BIND server bind,
+// with its TSIG key.
+func bindDNS(bind *dnstest.Server) control.DNSSettings {
+	return control.DNSSettings{
+		Provider: control.DNSRFC2136,
+		Hostname: "familie.test",
+		RFC2136: &control.RFC2136Settings{
+			Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
+			Algorithm: bind.Algorithm, Secret: bind.Secret,
+		},
+	}
+}
+
 // waitFor polls cond until it holds or 30 seconds pass: on a loaded CI
 // machine, BIND and the engine's jobs can take more than ten.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -102,14 +115,7 @@ func TestSettingsPublishARecord(t *testing.T) {
 	e, _ := newEngine(t, Options{IPv4Sources: []netaddr.IPv4Source{staticSource{public}}})
 	e.Apply(&control.Settings{
 		Domain: "familie.test",
-		DNS: control.DNSSettings{
-			Provider: control.DNSRFC2136,
-			Hostname: "familie.test",
-			RFC2136: &control.RFC2136Settings{
-				Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
-				Algorithm: bind.Algorithm, Secret: bind.Secret,
-			},
-		},
+		DNS:    bindDNS(bind),
 		// An ACME directory that does not answer keeps the certificate job
 		// from reaching out; this test is about DNS.
 		ACME: control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
@@ -184,15 +190,8 @@ func TestServiceRecordsPublished(t *testing.T) {
 	e, _ := newEngine(t, Options{})
 	e.Apply(&control.Settings{
 		Domain: "familie.test",
-		DNS: control.DNSSettings{
-			Provider: control.DNSRFC2136,
-			Hostname: "familie.test",
-			RFC2136: &control.RFC2136Settings{
-				Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
-				Algorithm: bind.Algorithm, Secret: bind.Secret,
-			},
-		},
-		ACME: control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
+		DNS:    bindDNS(bind),
+		ACME:   control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
 	})
 	e.PublishRecords(control.ServiceRecords{Zone: "familie.test", Records: []control.ServiceRecord{
 		{Name: "@", Type: "MX", Data: "10 mail.familie.test.", TTL: 3600},
@@ -249,15 +248,8 @@ func TestACMEDirectoryOverride(t *testing.T) {
 	e, _ := newEngine(t, Options{ACMEDirectory: "https://127.0.0.1:2/override"})
 	e.Apply(&control.Settings{
 		Domain: "familie.test",
-		DNS: control.DNSSettings{
-			Provider: control.DNSRFC2136,
-			Hostname: "familie.test",
-			RFC2136: &control.RFC2136Settings{
-				Server: bind.Addr, Zone: "familie.test", KeyName: bind.KeyName,
-				Algorithm: bind.Algorithm, Secret: bind.Secret,
-			},
-		},
-		ACME: control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
+		DNS:    bindDNS(bind),
+		ACME:   control.ACMESettings{Email: "anna@familie.test", DirectoryURL: "https://127.0.0.1:1/directory"},
 	})
 	var st control.Status
 	waitFor(t, "a certificate error", func() bool {
