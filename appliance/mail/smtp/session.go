@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -113,7 +114,7 @@ func sanitizeHelo(helo string) string {
 // deliverLocal stores the message that open returns for each login once,
 // in folder. A MultiDeliverer stores it for all logins or for none.
 func (s *sessionBase) deliverLocal(ctx context.Context, logins []string, folder string, open func() io.Reader) error {
-	logins = unique(logins)
+	logins = slices.Compact(slices.Sorted(slices.Values(logins)))
 	if len(logins) == 0 {
 		return nil
 	}
@@ -149,17 +150,4 @@ func (s *sessionBase) deliveryError(logins []string, folder string, err error) e
 	}
 	s.log.Error("delivery failed", "logins", logins, "folder", folder, "err", err)
 	return errTempLocal
-}
-
-// unique returns logins without repeats, in their first order.
-func unique(logins []string) []string {
-	seen := make(map[string]bool, len(logins))
-	var out []string
-	for _, login := range logins {
-		if !seen[login] {
-			seen[login] = true
-			out = append(out, login)
-		}
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,7 +34,7 @@ func (s *Store) Deliver(ctx context.Context, login, folder string, msg io.Reader
 // a failed or interrupted delivery have no index row: a failure removes
 // them at once, and after a crash the next Open does.
 func (s *Store) DeliverAll(ctx context.Context, logins []string, folder string, msg io.Reader) error {
-	logins = uniqueLogins(logins)
+	logins = slices.Compact(slices.Sorted(slices.Values(logins)))
 	if len(logins) == 0 {
 		return nil
 	}
@@ -92,17 +93,4 @@ func (s *Store) writeMessageForAll(logins []string, msg io.Reader) (files []file
 		return nil, nil, err
 	}
 	return files, header, nil
-}
-
-// uniqueLogins returns logins without repeats, in their first order.
-func uniqueLogins(logins []string) []string {
-	seen := make(map[string]bool, len(logins))
-	var out []string
-	for _, login := range logins {
-		if !seen[login] {
-			seen[login] = true
-			out = append(out, login)
-		}
-	}
-	return out
 }
