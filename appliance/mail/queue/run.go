@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 )
 
 // Entry is one queued recipient, for status pages and tests.
@@ -130,20 +132,7 @@ func (q *Queue) startDue(ctx context.Context, wg *sync.WaitGroup, slots chan str
 }
 
 func (q *Queue) dueMessages(ctx context.Context, now time.Time) ([]int64, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT DISTINCT message_id FROM mailqueue_recipients WHERE next_attempt <= ? ORDER BY message_id`, now.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return sqlitedb.Int64s(ctx, q.db, `SELECT DISTINCT message_id FROM mailqueue_recipients WHERE next_attempt <= ? ORDER BY message_id`, now.Unix())
 }
 
 func (q *Queue) claim(id int64) bool {

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/heimwolke/heimwolke/packages/sqlitedb"
 )
 
 // DeleteUser deletes every mailbox and message of login, for a member who
@@ -59,20 +61,7 @@ func (s *Store) DeleteUser(ctx context.Context, login string) error {
 
 // mailboxIDs returns the ids of every mailbox of login.
 func mailboxIDs(ctx context.Context, tx *sql.Tx, login string) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM mail_mailboxes WHERE login = ?`, login)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return sqlitedb.Int64s(ctx, tx, `SELECT id FROM mail_mailboxes WHERE login = ?`, login)
 }
 
 // removeEmptyUserFolders removes the folder of login's message files and
