@@ -19,7 +19,7 @@ type Forward struct {
 	HostPort int
 }
 
-// String returns the mapping in the form "box port 80 -> 127.0.0.1:10080".
+// String returns the mapping in the form "box port 80 -> 127.0.0.1:20080".
 func (f Forward) String() string {
 	return fmt.Sprintf("box port %d -> 127.0.0.1:%d", f.GuestPort, f.HostPort)
 }
@@ -97,12 +97,13 @@ func BoxPorts() []int {
 }
 
 // DefaultForwards returns a Forward for each of BoxPorts. With offset > 0,
-// host port = box port + offset (offset 10000 maps 80 to 10080). With offset
+// host port = box port + offset (offset 20000 maps 80 to 20080; 10080
+// would be refused by browsers, which block it as a "bad port"). With offset
 // 0, each host port is a free port of 127.0.0.1.
 func DefaultForwards(offset int) ([]Forward, error) {
 	ports := BoxPorts()
 	if offset < 0 {
-		return nil, fmt.Errorf("invalid port offset %d: use 0 for free ports or a positive offset such as 10000", offset)
+		return nil, fmt.Errorf("invalid port offset %d: use 0 for free ports or a positive offset such as 20000", offset)
 	}
 
 	forwards := make([]Forward, len(ports))

@@ -174,7 +174,7 @@ func runVM(ctx context.Context, args []string) error {
 	target := fs.String("target", "amd64", "kind of virtual machine the image was built for: amd64 or arm64")
 	image := fs.String("image", "", "image file to boot (required)")
 	accel := fs.String("accel", "auto", "auto (KVM where it works, else emulation), kvm or tcg")
-	offset := fs.Int("port-offset", 10000, "host port = box port + offset, on 127.0.0.1 (0: pick free ports)")
+	offset := fs.Int("port-offset", 20000, "host port = box port + offset, on 127.0.0.1 (0: pick free ports); the default keeps port 80 off 10080, which browsers block")
 	memory := fs.Int("memory", 1024, "guest memory in MiB")
 	snapshot := fs.Bool("snapshot", false, "discard the box's writes when QEMU stops, leaving the image unchanged")
 	if err := parseFlags(fs, args); err != nil {
