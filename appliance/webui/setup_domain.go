@@ -92,12 +92,7 @@ func (h *Handler) saveDomainStep(w http.ResponseWriter, r *http.Request) {
 	dd := &d.Domain
 	dd.Mode = f.Get("domain_mode")
 	dd.Name = strings.TrimSpace(f.Get("domain"))
-	dd.RFC2136Server = strings.TrimSpace(f.Get("rfc2136_server"))
-	dd.RFC2136Zone = strings.TrimSpace(f.Get("rfc2136_zone"))
-	dd.RFC2136KeyName = strings.TrimSpace(f.Get("rfc2136_key_name"))
-	dd.TSIGAlgorithm = f.Get("rfc2136_algorithm")
-	dd.DynDNS2URL = strings.TrimSpace(f.Get("dyndns2_url"))
-	dd.DynDNS2User = strings.TrimSpace(f.Get("dyndns2_user"))
+	dd.readProviderFields(f)
 
 	var errs formErrors
 	h.checkDomainStep(&errs, d.Lang, dd, f)
@@ -109,6 +104,17 @@ func (h *Handler) saveDomainStep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nextStep(w, r, stepDomain)
+}
+
+// readProviderFields takes the provider's fields other than the secrets
+// from the form, as typed.
+func (d *domainDraft) readProviderFields(f url.Values) {
+	d.RFC2136Server = strings.TrimSpace(f.Get("rfc2136_server"))
+	d.RFC2136Zone = strings.TrimSpace(f.Get("rfc2136_zone"))
+	d.RFC2136KeyName = strings.TrimSpace(f.Get("rfc2136_key_name"))
+	d.TSIGAlgorithm = f.Get("rfc2136_algorithm")
+	d.DynDNS2URL = strings.TrimSpace(f.Get("dyndns2_url"))
+	d.DynDNS2User = strings.TrimSpace(f.Get("dyndns2_user"))
 }
 
 // checkDomainStep checks the fields of the chosen mode and takes its

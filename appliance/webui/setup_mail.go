@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/heimwolke/heimwolke/packages/control"
@@ -54,27 +55,9 @@ func (h *Handler) saveMailStep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f := r.PostForm
 	m := &d.Mail
-	m.Mode = f.Get("mail_mode")
-	m.Host = strings.TrimSpace(f.Get("smarthost_host"))
-	m.Port = strings.TrimSpace(f.Get("smarthost_port"))
-	m.TLS = f.Get("smarthost_tls")
-	m.User = strings.TrimSpace(f.Get("smarthost_user"))
-
 	var errs formErrors
-	switch m.Mode {
-	case mailDirect:
-	case mailSmarthost:
-		h.checkSmarthost(&errs, d.Lang, m, f.Get("smarthost_password"))
-		if errs.Get("smarthost_host") == "" {
-			if problem := relayHostProblem(m.Host, d.Domain); problem != "" {
-				errs.add("smarthost_host", h.t(d.Lang, problem, "value", m.Host))
-			}
-		}
-	default:
-		errs.add("mail_mode", h.t(d.Lang, "validate.mail_mode"))
-	}
+	h.takeMailForm(&errs, d.Lang, m, r.PostForm, d.Domain)
 	d.Saved[stepMail] = len(errs) == 0
 	h.drafts.put(v.visitor, d)
 
@@ -83,6 +66,30 @@ func (h *Handler) saveMailStep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nextStep(w, r, stepMail)
+}
+
+// takeMailForm takes the fields of the mail form into m and checks them.
+// An empty password field keeps m's password, see checkSmarthost. domain
+// is the household's domain, which the smarthost must not be.
+func (h *Handler) takeMailForm(errs *formErrors, lang string, m *mailDraft, f url.Values, domain domainDraft) {
+	m.Mode = f.Get("mail_mode")
+	m.Host = strings.TrimSpace(f.Get("smarthost_host"))
+	m.Port = strings.TrimSpace(f.Get("smarthost_port"))
+	m.TLS = f.Get("smarthost_tls")
+	m.User = strings.TrimSpace(f.Get("smarthost_user"))
+
+	switch m.Mode {
+	case mailDirect:
+	case mailSmarthost:
+		h.checkSmarthost(errs, lang, m, f.Get("smarthost_password"))
+		if errs.Get("smarthost_host") == "" {
+			if problem := relayHostProblem(m.Host, domain); problem != "" {
+				errs.add("smarthost_host", h.t(lang, problem, "value", m.Host))
+			}
+		}
+	default:
+		errs.add("mail_mode", h.t(lang, "validate.mail_mode"))
+	}
 }
 
 // checkSmarthost checks the smarthost's fields. The ports 465 and 587 are

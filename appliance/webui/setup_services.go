@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -24,6 +25,18 @@ func serviceChoices(s control.ServiceSettings) []serviceChoice {
 	}
 }
 
+// serviceSettingsOf returns the services whose checkboxes f has ticked.
+func serviceSettingsOf(f url.Values) control.ServiceSettings {
+	on := func(id string) bool { return f.Get("service_"+id) == "on" }
+	return control.ServiceSettings{
+		Website:          on("website"),
+		Mail:             on("mail"),
+		CalendarContacts: on("calendar_contacts"),
+		Files:            on("files"),
+		Chat:             on("chat"),
+	}
+}
+
 func (h *Handler) servicesStep(w http.ResponseWriter, r *http.Request) {
 	d := h.draftOf(r)
 	if !needSteps(w, r, d, stepServices) {
@@ -42,14 +55,7 @@ func (h *Handler) saveServicesStep(w http.ResponseWriter, r *http.Request) {
 	if !needSteps(w, r, d, stepServices) {
 		return
 	}
-	on := func(id string) bool { return r.PostForm.Get("service_"+id) == "on" }
-	d.Services = control.ServiceSettings{
-		Website:          on("website"),
-		Mail:             on("mail"),
-		CalendarContacts: on("calendar_contacts"),
-		Files:            on("files"),
-		Chat:             on("chat"),
-	}
+	d.Services = serviceSettingsOf(r.PostForm)
 	d.Saved[stepServices] = true
 	h.drafts.put(v.visitor, d)
 	nextStep(w, r, stepServices)
