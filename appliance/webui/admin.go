@@ -41,7 +41,7 @@ func newAdminConfig(opts Options) adminConfig {
 }
 
 // adminPages serves the owner's administration pages: the dashboard, the
-// people, the reboot and the factory reset.
+// people, the settings, the reboot and the factory reset.
 type adminPages struct {
 	*Handler
 	adminConfig
@@ -53,6 +53,10 @@ type adminPages struct {
 
 	// resetMu lets one factory reset run at a time.
 	resetMu sync.Mutex
+
+	// settingsMu lets one change of the agent's settings run at a time,
+	// from reading them to sending them back.
+	settingsMu sync.Mutex
 }
 
 // registerAdminRoutes adds the owner's administration pages.
@@ -66,6 +70,11 @@ func (h *Handler) registerAdminRoutes() {
 	h.mux.HandleFunc("GET /admin/people", a.peoplePage)
 	h.mux.HandleFunc("POST /admin/people", a.addMember)
 	h.mux.HandleFunc("POST /admin/people/{id}/delete", a.deleteMember)
+
+	h.mux.HandleFunc("GET /admin/settings", a.settingsPage)
+	h.mux.HandleFunc("POST /admin/settings/dns", a.saveDNSSettings)
+	h.mux.HandleFunc("POST /admin/settings/mail", a.saveMailSettings)
+	h.mux.HandleFunc("POST /admin/settings/services", a.saveServiceSettings)
 
 	h.mux.HandleFunc("GET /admin/reset", a.resetPage)
 	h.mux.HandleFunc("POST /admin/reset", a.reset)
@@ -92,6 +101,10 @@ func (a *adminPages) requireOwner(w http.ResponseWriter, r *http.Request) *visit
 var adminNotices = map[string]string{
 	"member_added":   "admin.people.added",
 	"member_deleted": "admin.people.deleted",
+
+	"settings_" + settingsFormDNS:      "admin.settings.saved.dns",
+	"settings_" + settingsFormMail:     "admin.settings.saved.mail",
+	"settings_" + settingsFormServices: "admin.settings.saved.services",
 }
 
 func (a *adminPages) adminNotice(lang string, r *http.Request) string {

@@ -58,6 +58,17 @@ func (s *agentSettings) get(ctx context.Context) (control.Settings, error) {
 	return settings, nil
 }
 
+// forget makes the next get read the settings from the agent, for example
+// after the settings page changed them. The kept settings remain the
+// fallback for a failed read.
+func (s *agentSettings) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fetched.IsZero() {
+		s.fetched = s.fetched.Add(-settingsLifetime)
+	}
+}
+
 // serviceNames are the server names that the device pages give clients.
 type serviceNames struct {
 	// Domain is the household's domain in ASCII, empty while the box
