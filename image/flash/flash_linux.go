@@ -33,6 +33,9 @@ func Flash(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer img.file.Close()
+	if err := checkImage(img, opts.SetupCode != ""); err != nil {
+		return err
+	}
 
 	h := localHost()
 	t, err := h.inspectTarget(opts.Device, opts.AllowRegularFile)
@@ -66,6 +69,19 @@ func openImage(path string) (image, error) {
 		return image{}, fmt.Errorf("opening image: %s is not a regular file with content; build an image first", path)
 	}
 	return image{file: f, path: path, size: info.Size()}, nil
+}
+
+// checkImage rejects, before anything is written, an image that lacks the
+// MBR boot partition and padded setup-code.txt that a setup code needs:
+// a wrong or compressed file would otherwise overwrite the card first.
+func checkImage(img image, setupCode bool) error {
+	if !setupCode {
+		return nil
+	}
+	if err := setupcode.CheckImage(img.file); err != nil {
+		return fmt.Errorf("image %s: %w; nothing was written", img.path, err)
+	}
+	return nil
 }
 
 func checkTarget(h host, t target, img image) error {

@@ -502,3 +502,18 @@ func TestFlashSetupCode(t *testing.T) {
 		t.Errorf("Flash of an image without %s: err = %v, want one that says to rebuild the image", setupcode.FileName, err)
 	}
 }
+
+// TestFlashWrongImageWritesNothing flashes a file that is no Heimwolke
+// image with a setup code and checks that the device stays untouched.
+func TestFlashWrongImageWritesNothing(t *testing.T) {
+	img := writeRandomImage(t, 4<<20)
+	device := filepath.Join(t.TempDir(), "card.img")
+	if err := os.WriteFile(device, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Flash(context.Background(), Options{Image: img, Device: device, Yes: true, AllowRegularFile: true, SetupCode: "K3QX-7M4D-WT9A"})
+	if err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("Flash of a random file: %v, want an error that says nothing was written", err)
+	}
+	requireZero(t, device, 8<<20)
+}

@@ -151,6 +151,24 @@ func Write(disk Disk, bootOffset int64, code string) error {
 	return nil
 }
 
+// CheckImage reports whether disk, a disk image, has the boot partition and
+// the padded setup-code.txt that Write fills in, so that a caller can refuse
+// a wrong file before it writes anything to a card.
+func CheckImage(disk io.ReaderAt) error {
+	boot, err := BootOffset(disk)
+	if err != nil {
+		return err
+	}
+	_, size, err := fat.FileExtent(disk, boot, FileName)
+	if err != nil {
+		return fmt.Errorf("finding %s on the boot partition (rebuild the image with this heimwolke-image): %w", FileName, err)
+	}
+	if size != FileSize {
+		return fmt.Errorf("%s on the boot partition has %d bytes, want %d: rebuild the image with this heimwolke-image", FileName, size, FileSize)
+	}
+	return nil
+}
+
 // Read returns the normalized code from the setup-code.txt of the FAT boot
 // partition at bootOffset of disk, or "" when the file contains no code.
 func Read(disk io.ReaderAt, bootOffset int64) (string, error) {
