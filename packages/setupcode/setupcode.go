@@ -131,12 +131,9 @@ type Disk interface {
 // when the image has no such file or a file of another size, as images
 // built before setup codes existed do.
 func Write(disk Disk, bootOffset int64, code string) error {
-	start, size, err := fat.FileExtent(disk, bootOffset, FileName)
+	start, err := placeholderStart(disk, bootOffset)
 	if err != nil {
-		return fmt.Errorf("finding %s on the boot partition (rebuild the image with this heimwolke-image): %w", FileName, err)
-	}
-	if size != FileSize {
-		return fmt.Errorf("%s on the boot partition has %d bytes, want %d: rebuild the image with this heimwolke-image", FileName, size, FileSize)
+		return err
 	}
 	if _, err := disk.WriteAt(Content(code), start); err != nil {
 		return fmt.Errorf("writing the setup code: %w", err)
@@ -159,14 +156,21 @@ func CheckImage(disk io.ReaderAt) error {
 	if err != nil {
 		return err
 	}
-	_, size, err := fat.FileExtent(disk, boot, FileName)
+	_, err = placeholderStart(disk, boot)
+	return err
+}
+
+// placeholderStart returns the byte offset of setup-code.txt's content on
+// disk, which must have the size of the padded placeholder.
+func placeholderStart(disk io.ReaderAt, bootOffset int64) (int64, error) {
+	start, size, err := fat.FileExtent(disk, bootOffset, FileName)
 	if err != nil {
-		return fmt.Errorf("finding %s on the boot partition (rebuild the image with this heimwolke-image): %w", FileName, err)
+		return 0, fmt.Errorf("finding %s on the boot partition (rebuild the image with this heimwolke-image): %w", FileName, err)
 	}
 	if size != FileSize {
-		return fmt.Errorf("%s on the boot partition has %d bytes, want %d: rebuild the image with this heimwolke-image", FileName, size, FileSize)
+		return 0, fmt.Errorf("%s on the boot partition has %d bytes, want %d: rebuild the image with this heimwolke-image", FileName, size, FileSize)
 	}
-	return nil
+	return start, nil
 }
 
 // Read returns the normalized code from the setup-code.txt of the FAT boot
