@@ -44,6 +44,9 @@ func bootBox(t *testing.T, target string, diskSize int64, code string) (*qemu.VM
 	if err != nil {
 		t.Fatal(err)
 	}
+	if boot.RaspberryPi {
+		t.Errorf("ExtractBoot of the %s image: RaspberryPi = true, want false", target)
+	}
 	forwards := []qemu.Forward{{GuestPort: 80}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

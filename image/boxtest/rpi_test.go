@@ -185,6 +185,9 @@ func TestRPiBootsOnRaspi3b(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !boot.RaspberryPi {
+		t.Errorf("ExtractBoot of the rpi image: RaspberryPi = false, want true")
+	}
 	dtb := filepath.Join(dir, "bcm2710-rpi-3-b.dtb")
 	f, err := os.Open(disk)
 	if err != nil {

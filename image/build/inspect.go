@@ -21,6 +21,9 @@ type BootFiles struct {
 	// GOARCH is the kernel's architecture, "amd64" or "arm64", read from
 	// its header.
 	GOARCH string
+	// RaspberryPi is set when the boot partition carries the Pi's
+	// config.txt, so the image was built with --target rpi.
+	RaspberryPi bool
 }
 
 // ExtractBoot copies vmlinuz out of the image's boot partition into dir and
@@ -65,7 +68,8 @@ func ExtractBoot(imagePath, dir string) (BootFiles, error) {
 	if err := os.WriteFile(kernelPath, kernel, 0o644); err != nil {
 		return BootFiles{}, err
 	}
-	return BootFiles{Kernel: kernelPath, Cmdline: strings.TrimSpace(string(cmdline)), GOARCH: arch}, nil
+	_, configErr := fat.ReadFile(f, bootStart, "config.txt")
+	return BootFiles{Kernel: kernelPath, Cmdline: strings.TrimSpace(string(cmdline)), GOARCH: arch, RaspberryPi: configErr == nil}, nil
 }
 
 // kernelArch tells an x86 bzImage from an arm64 Image by their boot

@@ -199,6 +199,9 @@ func runVM(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if boot.RaspberryPi {
+		return fmt.Errorf("%s is a Raspberry Pi image, which vm cannot boot: build one for the VM with make image TARGET=arm64 (or amd64), or write this one to a card with flash", *image)
+	}
 	if boot.GOARCH != *target {
 		return fmt.Errorf("%s contains a linux/%s kernel: use --target %s", *image, boot.GOARCH, boot.GOARCH)
 	}
