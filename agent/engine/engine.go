@@ -150,7 +150,9 @@ func (e *Engine) Apply(s *control.Settings) {
 	e.records, e.recordsState, e.publishErr, e.checkErr, e.rebind = nil, nil, "", "", nil
 
 	var errs []error
-	if s != nil && s.Router.PortMapping {
+	// Without a domain the box serves the home network only, so the
+	// router's ports stay closed until a domain is set, as the wizard says.
+	if s != nil && s.Router.PortMapping && s.Domain != "" {
 		e.mapper = portmap.New(portmap.Config{Ports: e.ports(s), Logger: e.log.With("job", "portmap")})
 		e.start(ctx, "portmap", e.mapper.Run)
 	}

@@ -261,3 +261,16 @@ func TestACMEDirectoryOverride(t *testing.T) {
 		t.Errorf("certificate error %q, want it to name the replacement directory https://127.0.0.1:2/override", st.Certificate.LastError)
 	}
 }
+
+// TestNoPortMappingWithoutDomain checks that a box without a domain opens
+// no router ports, although the wizard's router step allowed it: the
+// household chose the home network only.
+func TestNoPortMappingWithoutDomain(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	e.Apply(&control.Settings{Router: control.RouterSettings{PortMapping: true}})
+	var st control.Status
+	e.Fill(&st)
+	if st.Ports != nil {
+		t.Errorf("ports status %+v without a domain, want none: the router must not be asked", st.Ports)
+	}
+}

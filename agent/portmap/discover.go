@@ -99,7 +99,7 @@ func (m *Mapper) gateway() (netip.Addr, error) {
 	}
 	f, err := os.Open("/proc/net/route")
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("finding the default gateway: %w (set Config.Gateway)", err)
+		return netip.Addr{}, fmt.Errorf("finding the router: %w", err)
 	}
 	defer f.Close()
 	return parseDefaultGateway(f, f.Name())
@@ -126,7 +126,7 @@ func parseDefaultGateway(r io.Reader, name string) (netip.Addr, error) {
 	if err := s.Err(); err != nil {
 		return netip.Addr{}, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return netip.Addr{}, fmt.Errorf("no IPv4 default route in %s: connect the box to the router or set Config.Gateway", name)
+	return netip.Addr{}, fmt.Errorf("no IPv4 default route in %s: the box has no router to ask; check its network cable and the router's DHCP", name)
 }
 
 // internalV4 returns Config.InternalV4, or the local address that the kernel
