@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -122,6 +123,7 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		return err
 	}
 	uiOpts.Website = site
+	uiOpts.ServicesReady = func() bool { return servicesReady(certs, addrs) }
 
 	ui, setupComplete, svc, closeStores, err := openUI(ctx, dbPath, dataDir, wwwDir, uiOpts, log)
 	if err != nil {
@@ -192,6 +194,18 @@ func run(addrs listenAddrs, dataDir, dbPath, wwwDir, tlsDir, mdnsName string, ui
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// servicesReady reports whether the HTTPS and IMAPS listeners are on and
+// the store has a certificate for them to serve, which the wizard's
+// progress page shows as the services' state. SMTP follows within 15
+// seconds of the settings, when heimwolke reads them next.
+func servicesReady(certs *tlsstore.Store, addrs listenAddrs) bool {
+	if addrs.https == "" {
+		return false
+	}
+	_, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+	return err == nil
 }
 
 // portOf returns the port of a listen address such as ":443", or "" when

@@ -44,3 +44,25 @@ func TestPublicCertificateCovers(t *testing.T) {
 		t.Errorf("covers(example.org) with an expired certificate = true, want false")
 	}
 }
+
+func TestServicesReadyNeedsCertificate(t *testing.T) {
+	store, err := tlsstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := listenAddrs{https: "127.0.0.1:8443"}
+	if servicesReady(store, addrs) {
+		t.Errorf("servicesReady without a certificate = true, want false")
+	}
+	cert := testpeer.SelfSigned(t, "heimwolke.local")
+	if err := store.WriteCertificate("local", cert.CertPEM, cert.KeyPEM); err != nil {
+		t.Fatal(err)
+	}
+	store.Reload()
+	if !servicesReady(store, addrs) {
+		t.Errorf("servicesReady with a certificate = false, want true")
+	}
+	if servicesReady(store, listenAddrs{}) {
+		t.Errorf("servicesReady without an HTTPS listener = true, want false")
+	}
+}
