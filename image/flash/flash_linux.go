@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -56,6 +57,9 @@ func Flash(ctx context.Context, opts Options) error {
 
 func openImage(path string) (image, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return image{}, fmt.Errorf("image %s not found: build one with make image or heimwolke-image build", path)
+	}
 	if err != nil {
 		return image{}, fmt.Errorf("opening image: %w", err)
 	}
