@@ -21,6 +21,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	_ "time/tzdata" // the box has no zoneinfo files
 
 	"github.com/heimwolke/heimwolke/appliance/mdns"
 	"github.com/heimwolke/heimwolke/appliance/web"
@@ -51,6 +52,7 @@ func main() {
 	mdnsName := flag.String("mdns", "", "answer multicast DNS for NAME.local on the LAN (the box passes heimwolke); empty: off")
 	setupCodeFile := flag.String("setup-code-file", "", "file with the setup code that the wizard asks for (heimwolke-init copies it from the card's boot partition); empty or missing: no code")
 	agentSocket := flag.String("agent-socket", control.AgentSocket, "Unix socket path of heimwolke-agent's control API")
+	timezone := flag.String("timezone", "Europe/Berlin", "IANA time zone of the times that the web interface and mail notices show")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "heimwolke: unexpected argument %q; run heimwolke -h for the options\n", flag.Arg(0))
@@ -67,6 +69,14 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := logging.Setup("heimwolke", level, *logConsole)
+	// The box has no /etc/localtime, so the zone comes from the embedded
+	// time/tzdata and the flag.
+	if loc, err := time.LoadLocation(*timezone); err != nil {
+		fmt.Fprintf(os.Stderr, "heimwolke: --timezone %q: %v; use an IANA name such as Europe/Berlin\n", *timezone, err)
+		os.Exit(2)
+	} else {
+		time.Local = loc
+	}
 	// The admin dashboard shows the last lines of this log.
 	logs := logging.NewRing(200)
 	log = slog.New(logs.Handler(log.Handler()))
