@@ -26,9 +26,9 @@ type dashboardData struct {
 	Agent agentInfo
 	Mail  mailView
 
-	// ChatPorts is set while the settings have chat on, so that the manual
-	// port forwarding lists the XMPP ports too.
-	ChatPorts bool
+	// MailPorts and ChatPorts are set while the settings have mail or
+	// chat on, so that the manual port forwarding lists their ports too.
+	MailPorts, ChatPorts bool
 
 	// Storage is nil when the data folder could not be measured.
 	Storage *storageInfo
@@ -86,12 +86,14 @@ func (a *adminPages) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := a.newPage(v, "admin.dashboard.title")
+	services := a.servicesOn(r.Context())
 	data := dashboardData{
 		Version:         a.version,
 		Started:         a.started,
 		Agent:           a.agentInfo(r.Context(), v.lang),
 		Mail:            a.mailView(r.Context()),
-		ChatPorts:       a.chatOn(r.Context()),
+		MailPorts:       services.Mail,
+		ChatPorts:       services.Chat,
 		Storage:         a.storageInfo(v.lang),
 		RebootAvailable: a.rebooter.Available(),
 	}
@@ -134,11 +136,14 @@ func (a *adminPages) agentInfo(ctx context.Context, lang string) agentInfo {
 	return info
 }
 
-// chatOn reports whether the agent's settings have chat on. It returns
-// false when the settings cannot be read, and mailView logs that.
-func (a *adminPages) chatOn(ctx context.Context) bool {
+// servicesOn returns the services that the agent's settings have on, or
+// none when the settings cannot be read, which mailView logs.
+func (a *adminPages) servicesOn(ctx context.Context) control.ServiceSettings {
 	settings, err := a.settings.get(ctx)
-	return err == nil && settings.Services.Chat
+	if err != nil {
+		return control.ServiceSettings{}
+	}
+	return settings.Services
 }
 
 // dnsProviderName returns the wizard's name for the DNS provider id in

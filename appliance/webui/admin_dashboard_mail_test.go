@@ -82,9 +82,11 @@ func TestDashboardMailAgentUnreachable(t *testing.T) {
 }
 
 // TestDashboardManualPortsFollowChat guards against manual port forwarding
-// steps that list the XMPP ports while chat is off.
+// steps that list the XMPP ports while chat is off, or the mail ports while
+// mail is off.
 func TestDashboardManualPortsFollowChat(t *testing.T) {
 	for _, chat := range []bool{false, true} {
+		mail := !chat
 		var agent *testAgent
 		env := newAdminEnv(t, func(o *Options) {
 			agent = startTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"))
@@ -95,7 +97,7 @@ func TestDashboardManualPortsFollowChat(t *testing.T) {
 			Ports:  []control.PortStatus{{Port: 443, Reason: "no_public_ipv4"}},
 		}})
 		agent.serveSettings(control.Settings{SchemaVersion: control.SchemaVersion, Domain: "familie-mueller.de",
-			Services: control.ServiceSettings{Mail: true, Chat: chat}})
+			Services: control.ServiceSettings{Mail: mail, Chat: chat}})
 
 		res := env.owner.get("/admin")
 		wantStatus(t, res, http.StatusOK)
@@ -105,6 +107,9 @@ func TestDashboardManualPortsFollowChat(t *testing.T) {
 		}
 		if got := strings.Contains(manual, "5222"); got != chat {
 			t.Errorf("chat %v: manual steps name port 5222: got %v, want %v", chat, got, chat)
+		}
+		if got := strings.Contains(manual, "993"); got != mail {
+			t.Errorf("mail %v: manual steps name port 993: got %v, want %v", mail, got, mail)
 		}
 	}
 }
