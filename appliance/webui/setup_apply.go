@@ -318,6 +318,7 @@ func (h *Handler) resumeOwner(ctx context.Context, v *visit, d draft) (*accounts
 	existing := users[i]
 	interrupted := h.t(d.Lang, "setup.apply.owner_exists", "name", existing.Name)
 	if existing.Name != d.Owner.Name {
+		h.log.Info("setup apply rejected: another owner exists", "owner", existing.Name, "draft_owner", d.Owner.Name, "source", v.source)
 		return nil, interrupted, nil
 	}
 

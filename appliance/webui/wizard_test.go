@@ -322,7 +322,7 @@ func TestWizardResumesInterruptedApply(t *testing.T) {
 	wantRedirect(t, b.submit("/setup/summary", "/setup/apply", form()), "/setup/progress")
 	res := b.get("/setup/progress")
 	wantStatus(t, res, http.StatusOK)
-	wantBody(t, res, "has already created the account anna", `<a href="/setup/owner" id="fix-accounts">`)
+	wantBody(t, res, "The account anna exists already", `<a href="/setup/owner" id="fix-accounts">`)
 	wantNotInBody(t, res, `id="finish"`)
 	if got := len(env.agent.received()); got != 0 {
 		t.Errorf("agent received %d settings before the accounts existed, want 0", got)
