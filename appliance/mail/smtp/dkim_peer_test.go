@@ -2,6 +2,8 @@ package smtp
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -13,9 +15,29 @@ import (
 	"github.com/heimwolke/heimwolke/packages/testpeer"
 )
 
-// dkimDNSAddr is a loopback address for a DNS server on port 53, which
-// opendkim-testmsg reaches through a private /etc/resolv.conf.
-const dkimDNSAddr = "127.83.75.1"
+// freeDNSLoopback returns an address in 127.83.0.0/16 whose port 53 is
+// free for UDP and TCP, for a DNS server that opendkim-testmsg reaches
+// through a private /etc/resolv.conf, which names no port. A random
+// address keeps two test runs on one machine apart.
+func freeDNSLoopback(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		addr := fmt.Sprintf("127.83.%d.%d", rand.IntN(254)+1, rand.IntN(254)+1)
+		pc, err := net.ListenPacket("udp", addr+":53")
+		if err != nil {
+			continue
+		}
+		l, err := net.Listen("tcp", addr+":53")
+		pc.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
+	}
+	t.Fatal("no address in 127.83.0.0/16 has port 53 free for UDP and TCP")
+	return ""
+}
 
 // verifyDKIM checks the signatures of msg with OpenDKIM's
 // opendkim-testmsg, which finds the keys with the C library's resolver.
@@ -42,13 +64,14 @@ func verifyDKIM(t *testing.T, e *testEnv, msg string) {
 	unshare := testpeer.Require(t, "unshare", "util-linux")
 	testpeer.RequireRoot(t, "opendkim-testmsg reads a private resolv.conf bind-mounted in a mount namespace")
 
-	d := newTestDNS(t, dkimDNSAddr+":53")
+	dnsAddr := freeDNSLoopback(t)
+	d := newTestDNS(t, dnsAddr+":53")
 	for _, r := range e.keys.Records() {
 		d.addTXT(t, r.Selector+"._domainkey."+testDomain, r.Text)
 	}
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver "+dkimDNSAddr+"\noptions attempts:1 timeout:2\n"), 0o644)
+	os.WriteFile(resolv, []byte("nameserver "+dnsAddr+"\noptions attempts:1 timeout:2\n"), 0o644)
 
 	for _, tc := range []struct {
 		name, text string
