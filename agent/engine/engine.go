@@ -151,7 +151,8 @@ func (e *Engine) Apply(s *control.Settings) {
 
 	var errs []error
 	// Without a domain the box serves the home network only, so the
-	// router's ports stay closed until a domain is set, as the wizard says.
+	// router's ports stay closed until a domain is set, as the wizard's
+	// router step tells the household.
 	if s != nil && s.Router.PortMapping && s.Domain != "" {
 		e.mapper = portmap.New(portmap.Config{Ports: e.ports(s), Logger: e.log.With("job", "portmap")})
 		e.start(ctx, "portmap", e.mapper.Run)

@@ -130,8 +130,8 @@ func (h *Handler) servePropfindFast(w http.ResponseWriter, r *http.Request, fsys
 		// The status is sent and part of the listing may be too. Breaking
 		// the connection keeps a client from taking a partial listing
 		// for the whole folder, which a sync client would act on.
-		// NOTE: no test reaches this branch, because the tests run as
-		// root, for whom fstatat does not fail on folder permissions.
+		// NOTE: no test reaches this branch. The tests run as root, and
+		// fstatat does not fail on folder permissions for root.
 		h.log.Error("reading folder for PROPFIND", "folder", fsys.key, "err", err)
 		panic(http.ErrAbortHandler)
 	}
@@ -236,8 +236,8 @@ func (fsys *rootFS) streamEntries(rel string, fn func(*propfindEntry)) error {
 		}
 	}()
 
-	// The loop takes every batch, so the goroutine never blocks for
-	// good, even when reading fails.
+	// The loop drains full until the reader closes it, so the reader
+	// goroutine cannot block on a send, even when reading fails.
 	for batch := range full {
 		for i := range batch {
 			fn(&batch[i])

@@ -30,8 +30,8 @@ type certificateView struct {
 	// when none is due.
 	WarningKey string
 
-	// FailedKey is the catalog key that explains LastError. It says that
-	// the box keeps using its certificate only when it has one.
+	// FailedKey is the catalog key that explains LastError. Its text
+	// mentions keeping the current certificate only when one exists.
 	FailedKey string
 
 	// Challenge is the ACME challenge type as the documentation spells it,

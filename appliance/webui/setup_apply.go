@@ -338,7 +338,7 @@ func (h *Handler) resumeOwner(ctx context.Context, v *visit, d draft) (*accounts
 
 // dropStaleMembers deletes the members that an interrupted apply created
 // but the draft no longer lists, for example after heimwolke restarted and
-// the household walked the wizard again. Nobody could log in as them yet,
+// the household walked the wizard again. No member could log in yet,
 // because the setup was not complete.
 func (h *Handler) dropStaleMembers(ctx context.Context, d draft) error {
 	users, err := h.accounts.Users(ctx)

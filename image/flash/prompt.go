@@ -42,7 +42,7 @@ func confirm(in io.Reader, out io.Writer, t target, imagePath string, imageSize 
 	case "yes", "ja":
 		return nil
 	case "":
-		return fmt.Errorf("%w: no answer, so nothing was written to %s; type \"yes\" to write, or pass --yes when no one can answer", ErrAborted, t.path)
+		return fmt.Errorf("%w: no answer, so nothing was written to %s; type \"yes\" to write, or pass --yes to write without the question", ErrAborted, t.path)
 	default:
 		return fmt.Errorf("%w: the answer %q is not \"yes\"; nothing was written to %s", ErrAborted, answer, t.path)
 	}

@@ -58,7 +58,7 @@ func TestCreateUserValidation(t *testing.T) {
 }
 
 // TestReservedNameRule guards against a member named postmaster, who
-// would receive the box's reports and complaints: the error must say why
+// would receive the box's reports and complaints: the error must state why
 // the name is rejected, and the owner may not take the name either.
 func TestReservedNameRule(t *testing.T) {
 	env := newTestEnv(t, Options{})

@@ -143,7 +143,8 @@ func (d *Directory) owner(ctx context.Context) (string, error) {
 }
 
 // Owns implements smtp.Directory: login owns its own address in each box
-// domain and its aliases, and whoever receives a role address owns it.
+// domain and its aliases, and the login that receives a role address
+// owns that address.
 // A catch-all makes its user the owner of no address.
 func (d *Directory) Owns(ctx context.Context, login, addr string) (bool, error) {
 	local, domain, ok := splitAddress(addr)
